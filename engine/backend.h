@@ -1,0 +1,104 @@
+// engine/backend.h: the interface between the model code and the hardware that runs it.
+//
+// The forward pass (forward.cpp) is written once against this interface; a backend (the CPU one in
+// cpu_backend.h, a CUDA one later) implements each operation on memory it allocates itself. Activation
+// pointers handed to these operations come from the backend's own `alloc` and may be device pointers: the
+// model code never dereferences them, and reads results back with `read`. Weights are passed as the GGUF
+// tensors they come from; a backend may keep its own copies of them, prepared in `prepare`.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "engine/arch.h"
+#include "engine/gguf.h"
+#include "engine/status.h"
+
+namespace pginfer {
+
+class Model;
+
+// A block of activation memory of a backend (floats).
+class ActivationBuffer {
+ public:
+  virtual ~ActivationBuffer() = default;
+  // The first float, in the backend's address space.
+  virtual float* data() = 0;
+  // Capacity in floats.
+  virtual int64_t size() const = 0;
+};
+
+// The keys and values of one sequence for every layer, in a backend's memory. Slots are positions.
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  // Number of positions it can hold.
+  virtual int64_t capacity() const = 0;
+};
+
+// Rotary embedding parameters, GGML's semantics: for dimension pair i of the first n_rot dimensions,
+// theta = pos * freq_scale * freq_base^(-2i/n_rot) / freq_factors[i].
+struct RopeParams {
+  RopeStyle style = RopeStyle::Normal;
+  int64_t n_rot = 0;
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;
+  const GgufTensor* freq_factors = nullptr;  // optional, n_rot/2 values
+};
+
+// Shapes of multi-head attention with grouped keys and values.
+struct AttentionParams {
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  float scale = 1.0f;  // applied to q.k before the softmax
+};
+
+// One compute device. Methods other than those returning Status cannot fail on valid shapes: the model
+// code checks shapes before calling them.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // "cpu", "cuda".
+  virtual const char* name() const = 0;
+  // Readies a model's weights (conversions of small tensors, uploads). Called once per model.
+  virtual Status prepare(const Model& model) = 0;
+  // Allocates activation memory for `n` floats.
+  virtual Status alloc(int64_t n, std::unique_ptr<ActivationBuffer>* out) = 0;
+  // Allocates a KV cache of `n_layer` layers x `capacity` positions x `kv_dim` values for keys and values.
+  virtual Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim,
+                                 std::unique_ptr<KvCache>* out) = 0;
+
+  // out[t] = row ids[t] of `table` as floats (ids already checked to be in range).
+  virtual void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) = 0;
+  // out[t] = x[t] / rms(x[t]) * weight, per token of `dim` values.
+  virtual void rms_norm(const float* x, const GgufTensor& weight, float eps, int64_t n_tokens,
+                        int64_t dim, float* out) = 0;
+  // y[t][r] = dot(row r of w, x[t]) (+ bias[r]) for every token t; w is rows x cols with cols = ne[0].
+  virtual void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens,
+                      float* y) = 0;
+  // Rotates the first n_rot dimensions of each of `n_heads` heads of each token, at positions pos[t].
+  virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                    const RopeParams& params) = 0;
+  // Stores k and v of each token at slot pos[t] of layer `layer`, then computes causal attention of each
+  // query over slots 0..pos[t]; out[t] has n_head * head_dim values.
+  virtual void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v,
+                         const int32_t* pos, int64_t n_tokens, const AttentionParams& params,
+                         float* out) = 0;
+  // out = silu(gate) * up, elementwise.
+  virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
+  // out = a + b, elementwise (out may alias a or b).
+  virtual void add(const float* a, const float* b, int64_t n, float* out) = 0;
+  // Copies n floats from backend memory to host memory.
+  virtual void read(const float* src, int64_t n, float* host_dst) = 0;
+};
+
+// Options of the CPU backend.
+struct CpuBackendOptions {
+  int threads = 0;  // 0 means one per online core
+};
+
+// Creates the CPU backend (OpenBLAS for batched products, SIMD kernels for decoding).
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options);
+
+}  // namespace pginfer

@@ -1,0 +1,275 @@
+// engine/cpu_backend.cpp: the CPU implementation of the backend interface.
+//
+// Products with one or a few tokens (decoding) convert the activations to the weight type's vec_dot type
+// once and run the SIMD dot kernels over bands of rows on every thread, reading each weight once per step.
+// Products with many tokens (prompts) dequantize bands of rows into a cache-sized tile and call sgemm
+// on every thread. Both round activations the same way (kernels/cpu/gemm.h), so they agree.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/model.h"
+#include "engine/thread_pool.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/fp16.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/quant.h"
+#include "kernels/cpu/vec_dot.h"
+
+namespace pginfer {
+
+namespace {
+
+// Token counts from which a product goes through sgemm instead of the dot kernels.
+constexpr int64_t kGemmMinTokens = 8;
+// Floats of weight dequantized per sgemm tile (1 MiB), about an L2 cache.
+constexpr int64_t kTileFloats = 256 * 1024;
+
+// Host memory as an activation buffer.
+class HostBuffer : public ActivationBuffer {
+ public:
+  explicit HostBuffer(int64_t n) : data_(n) {}
+  float* data() override { return data_.data(); }
+  int64_t size() const override { return (int64_t)data_.size(); }
+
+ private:
+  std::vector<float> data_;
+};
+
+// Keys and values as F16, one [capacity][kv_dim] array each per layer.
+class CpuKvCache : public KvCache {
+ public:
+  CpuKvCache(int64_t n_layer, int64_t capacity, int64_t kv_dim)
+      : capacity_(capacity), kv_dim_(kv_dim), keys_(n_layer), values_(n_layer) {
+    for (int64_t l = 0; l < n_layer; ++l) {
+      keys_[l].resize(capacity * kv_dim);
+      values_[l].resize(capacity * kv_dim);
+    }
+  }
+  int64_t capacity() const override { return capacity_; }
+  int64_t kv_dim() const { return kv_dim_; }
+  fp16_t* keys(int64_t layer) { return keys_[layer].data(); }
+  fp16_t* values(int64_t layer) { return values_[layer].data(); }
+
+ private:
+  int64_t capacity_;
+  int64_t kv_dim_;
+  std::vector<std::vector<fp16_t>> keys_;
+  std::vector<std::vector<fp16_t>> values_;
+};
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads), scratch_(threads) {
+    gemm_init_single_threaded();
+  }
+
+  const char* name() const override { return "cpu"; }
+
+  Status prepare(const Model& model) override {
+    // Small 1-D tensors (norm weights, biases, rope factors) that are not F32 get a float copy.
+    for (const GgufTensor& t : model.file().tensors()) {
+      if (t.n_dims == 1 && t.type != TensorType::F32 && !floats_.count(&t)) {
+        std::vector<float> v(t.ne[0]);
+        dequantize_row(t.type, t.data, v.data(), t.ne[0]);
+        floats_.emplace(&t, std::move(v));
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status alloc(int64_t n, std::unique_ptr<ActivationBuffer>* out) override {
+    try {
+      *out = std::make_unique<HostBuffer>(n);
+    } catch (const std::bad_alloc&) {
+      return out_of_memory("cannot allocate " + std::to_string(n * 4) + " bytes of activations");
+    }
+    return Status::ok_status();
+  }
+
+  Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim,
+                         std::unique_ptr<KvCache>* out) override {
+    try {
+      *out = std::make_unique<CpuKvCache>(n_layer, capacity, kv_dim);
+    } catch (const std::bad_alloc&) {
+      return out_of_memory("cannot allocate a KV cache of " + std::to_string(capacity) + " positions");
+    }
+    return Status::ok_status();
+  }
+
+  void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override {
+    const int64_t dim = table.ne[0];
+    const size_t stride = row_bytes(table.type, dim);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      dequantize_row(table.type, table.data + (size_t)ids[t] * stride, out + t * dim, dim);
+    }
+  }
+
+  void rms_norm(const float* x, const GgufTensor& weight, float eps, int64_t n_tokens, int64_t dim,
+                float* out) override {
+    const float* w = floats_of(weight);
+    for_tokens(n_tokens, [&](int64_t t) { rms_norm_row(x + t * dim, w, eps, dim, out + t * dim); });
+  }
+
+  void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens,
+              float* y) override {
+    const int64_t k = w.ne[0];
+    const int64_t rows = w.ne[1];
+    const size_t stride = row_bytes(w.type, k);
+    if (n_tokens < kGemmMinTokens) {
+      matmul_dot(w.type, k, rows, w.data, stride, x, n_tokens, y);
+    } else {
+      matmul_gemm(w.type, k, rows, w.data, stride, x, n_tokens, y);
+    }
+    if (bias != nullptr) {
+      const float* b = floats_of(*bias);
+      for (int64_t t = 0; t < n_tokens; ++t) add_row(y + t * rows, b, rows, y + t * rows);
+    }
+  }
+
+  void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+            const RopeParams& p) override {
+    const float* factors = p.freq_factors ? floats_of(*p.freq_factors) : nullptr;
+    const bool neox = p.style == RopeStyle::Neox;
+    for_tokens(n_tokens, [&](int64_t t) {
+      for (int64_t h = 0; h < n_heads; ++h) {
+        rope_head(x + (t * n_heads + h) * head_dim, head_dim, p.n_rot, neox, pos[t], p.freq_base,
+                  p.freq_scale, factors);
+      }
+    });
+  }
+
+  void attention(KvCache& cache_base, int64_t layer, const float* q, const float* k, const float* v,
+                 const int32_t* pos, int64_t n_tokens, const AttentionParams& p, float* out) override {
+    CpuKvCache& cache = static_cast<CpuKvCache&>(cache_base);
+    const int64_t kv_dim = cache.kv_dim();
+    fp16_t* keys = cache.keys(layer);
+    fp16_t* values = cache.values(layer);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      fp16_t* kd = keys + (int64_t)pos[t] * kv_dim;
+      fp16_t* vd = values + (int64_t)pos[t] * kv_dim;
+      for (int64_t i = 0; i < kv_dim; ++i) {
+        kd[i] = fp32_to_fp16(k[t * kv_dim + i]);
+        vd[i] = fp32_to_fp16(v[t * kv_dim + i]);
+      }
+    }
+    const int64_t group = p.n_head / p.n_head_kv;
+    const int64_t q_dim = p.n_head * p.head_dim;
+    pool_.parallel_for(n_tokens * p.n_head, [&](int64_t task, int thread) {
+      const int64_t t = task / p.n_head;
+      const int64_t h = task % p.n_head;
+      const int64_t kvh = h / group;
+      const int64_t n_kv = (int64_t)pos[t] + 1;
+      std::vector<float>& scores = scratch_[thread].scores;
+      if ((int64_t)scores.size() < n_kv) scores.resize(n_kv);
+      attend_head_f16(q + t * q_dim + h * p.head_dim, keys + kvh * p.head_dim, values + kvh * p.head_dim,
+                      kv_dim, n_kv, p.head_dim, p.scale, scores.data(), out + t * q_dim + h * p.head_dim);
+    });
+  }
+
+  void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
+    for_chunks(n, [&](int64_t b, int64_t e) { swiglu_row(gate + b, up + b, e - b, out + b); });
+  }
+
+  void add(const float* a, const float* b, int64_t n, float* out) override {
+    for_chunks(n, [&](int64_t s, int64_t e) { add_row(a + s, b + s, e - s, out + s); });
+  }
+
+  void read(const float* src, int64_t n, float* host_dst) override {
+    std::memcpy(host_dst, src, n * sizeof(float));
+  }
+
+ private:
+  // Per-thread scratch memory, grown on demand.
+  struct Scratch {
+    std::vector<float> tile;
+    std::vector<float> scores;
+  };
+
+  const float* floats_of(const GgufTensor& t) const {
+    if (t.type == TensorType::F32) return reinterpret_cast<const float*>(t.data);
+    return floats_.at(&t).data();
+  }
+
+  // Runs fn(t) for every token, in parallel when there are several.
+  template <typename Fn>
+  void for_tokens(int64_t n_tokens, Fn&& fn) {
+    if (n_tokens == 1) {
+      fn(0);
+      return;
+    }
+    pool_.parallel_for(n_tokens, [&](int64_t t, int) { fn(t); });
+  }
+
+  // Runs fn(begin, end) over [0, n) in a few large chunks.
+  template <typename Fn>
+  void for_chunks(int64_t n, Fn&& fn) {
+    constexpr int64_t kChunk = 1 << 16;
+    if (n <= kChunk) {
+      fn(0, n);
+      return;
+    }
+    const int64_t n_chunks = (n + kChunk - 1) / kChunk;
+    pool_.parallel_for(n_chunks, [&](int64_t c, int) { fn(c * kChunk, std::min(n, (c + 1) * kChunk)); });
+  }
+
+  // Decoding path: quantized activations, SIMD dot products over bands of rows.
+  void matmul_dot(TensorType type, int64_t k, int64_t rows, const uint8_t* w, size_t stride, const float* x,
+                  int64_t n_tokens, float* y) {
+    const TensorType vt = vec_dot_type(type);
+    const size_t act_bytes = row_bytes(vt, k);
+    act_.resize(act_bytes * n_tokens);
+    for (int64_t t = 0; t < n_tokens; ++t) quantize_row(vt, x + t * k, act_.data() + t * act_bytes, k);
+    // Bands small enough to balance threads, large enough to amortise dispatch.
+    const int64_t band = std::max<int64_t>(16, rows / (pool_.size() * 16)) / 4 * 4;
+    const int64_t n_bands = (rows + band - 1) / band;
+    pool_.parallel_for(n_bands, [&](int64_t b, int) {
+      const int64_t r0 = b * band;
+      const int64_t nr = std::min(band, rows - r0);
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        dot_rows(type, k, w + r0 * stride, stride, nr, act_.data() + t * act_bytes, y + t * rows + r0);
+      }
+    });
+  }
+
+  // Prompt path: activations rounded like the dot path, then dequantized tiles times sgemm.
+  void matmul_gemm(TensorType type, int64_t k, int64_t rows, const uint8_t* w, size_t stride,
+                   const float* x, int64_t n_tokens, float* y) {
+    xr_.assign(x, x + n_tokens * k);
+    if (vec_dot_type(type) != TensorType::F32) {
+      for_tokens(n_tokens, [&](int64_t t) { round_activations(type, xr_.data() + t * k, k); });
+    }
+    // The band depends on the shape only, never on the thread count, so that results do not either
+    // (sgemm's summation order may depend on the width it is given).
+    const int64_t band = std::clamp<int64_t>(kTileFloats / k / 16 * 16, 16, 128);
+    const int64_t n_bands = (rows + band - 1) / band;
+    pool_.parallel_for(n_bands, [&](int64_t b, int thread) {
+      std::vector<float>& tile = scratch_[thread].tile;
+      if ((int64_t)tile.size() < band * k) tile.resize(band * k);
+      const int64_t r0 = b * band;
+      const int64_t r1 = std::min(rows, r0 + band);
+      gemm_rows(type, k, w, stride, r0, r1, xr_.data(), n_tokens, y, rows, tile.data());
+    });
+  }
+
+  ThreadPool pool_;
+  std::vector<Scratch> scratch_;
+  std::vector<uint8_t> act_;  // quantized activations of the current product
+  std::vector<float> xr_;     // rounded activations of the current product
+  std::unordered_map<const GgufTensor*, std::vector<float>> floats_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options) {
+  int threads = options.threads;
+  if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace pginfer

@@ -1,0 +1,29 @@
+// kernels/cpu/gemm.h: products of a band of weight rows with many activation rows, through OpenBLAS.
+//
+// Prompts are evaluated as one batch; for them each band of weight rows is dequantized once into a
+// cache-sized float tile and multiplied with every token's activations by sgemm. Activations are first
+// rounded as llama.cpp rounds them (round_activations), so batched and one-token results agree.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/tensor_type.h"
+
+namespace pginfer {
+
+// Rounds n values in place to what they become after conversion to vec_dot_type(weight_type) and back
+// (Q8_0 or Q8_K quantization, F16 or BF16 rounding; nothing for F32). n is a multiple of the block size.
+void round_activations(TensorType weight_type, float* x, int64_t n);
+
+// y[t * ldy + r] = dot(weight row r, x[t]) for r in [row_begin, row_end) and t in [0, n_tokens), where
+// weight row r starts at weights + r * row_stride and has k values of `type`, and x is n_tokens x k floats.
+// `scratch` holds (row_end - row_begin) * k floats (unused for F32 weights). Uses single-threaded sgemm;
+// callers parallelise over bands.
+void gemm_rows(TensorType type, int64_t k, const uint8_t* weights, size_t row_stride, int64_t row_begin,
+               int64_t row_end, const float* x, int64_t n_tokens, float* y, int64_t ldy, float* scratch);
+
+// Makes OpenBLAS single-threaded (our own threads split the work). Safe to call more than once.
+void gemm_init_single_threaded();
+
+}  // namespace pginfer

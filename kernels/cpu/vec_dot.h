@@ -1,0 +1,28 @@
+// kernels/cpu/vec_dot.h: dot products of weight rows with activations, as GGML's CPU backend computes them.
+//
+// llama.cpp does not multiply quantized weights by float activations: it first converts the activation row
+// to the weight type's "vec_dot type" (F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0 and Q4_0 -> Q8_0,
+// Q4_K/Q5_K/Q6_K -> Q8_K) and then takes integer (or half) dot products. We do the same, so our logits
+// round as llama.cpp's do. Implementations: AVX-512, AVX2 and scalar, chosen at run time (cpu_features.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/tensor_type.h"
+
+namespace pginfer {
+
+// The type an activation row is converted to before a dot product with a row of `weight_type`.
+TensorType vec_dot_type(TensorType weight_type);
+
+// For `rows` weight rows of `n` values each, starting at `weights` and `row_stride` bytes apart, writes
+// out[r] = dot(row r, act), where `act` is one activation row already converted to vec_dot_type(type).
+void dot_rows(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
+              const void* act, float* out);
+
+// Same as dot_rows with the scalar code only: the reference the SIMD paths are tested against.
+void dot_rows_scalar(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
+                     const void* act, float* out);
+
+}  // namespace pginfer

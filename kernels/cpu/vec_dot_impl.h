@@ -1,0 +1,34 @@
+// kernels/cpu/vec_dot_impl.h: the per-ISA row-dot functions behind dot_rows (vec_dot.cpp dispatches).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/tensor_type.h"
+
+namespace pginfer {
+
+// out = dot of one weight row (n values of the named type) with an activation row of its vec_dot type.
+using RowDotFn = float (*)(int64_t n, const void* w, const void* a);
+
+// Scalar versions (portable; the reference the SIMD ones are tested against).
+float dot_f32_scalar(int64_t n, const void* w, const void* a);
+float dot_f16_scalar(int64_t n, const void* w, const void* a);
+float dot_bf16_scalar(int64_t n, const void* w, const void* a);
+float dot_q8_0_scalar(int64_t n, const void* w, const void* a);
+float dot_q4_0_scalar(int64_t n, const void* w, const void* a);
+float dot_q4_k_scalar(int64_t n, const void* w, const void* a);
+float dot_q5_k_scalar(int64_t n, const void* w, const void* a);
+float dot_q6_k_scalar(int64_t n, const void* w, const void* a);
+
+// AVX2 + FMA + F16C versions (vec_dot_avx2.cpp).
+float dot_f32_avx2(int64_t n, const void* w, const void* a);
+float dot_f16_avx2(int64_t n, const void* w, const void* a);
+float dot_bf16_avx2(int64_t n, const void* w, const void* a);
+float dot_q8_0_avx2(int64_t n, const void* w, const void* a);
+float dot_q4_0_avx2(int64_t n, const void* w, const void* a);
+float dot_q4_k_avx2(int64_t n, const void* w, const void* a);
+float dot_q5_k_avx2(int64_t n, const void* w, const void* a);
+float dot_q6_k_avx2(int64_t n, const void* w, const void* a);
+
+}  // namespace pginfer

@@ -1,0 +1,288 @@
+// tests/unit/forward_test.cpp: the forward pass against a naive reference, batched against one token at a
+// time, KV-cache reuse against recomputation, and the real-world tiny GGUF from ../shared.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "kernels/cpu/quant.h"
+#include "test_models.h"
+
+namespace pginfer {
+namespace {
+
+using testing::synthetic_model;
+
+// Every weight as floats.
+std::vector<float> floats(const GgufTensor& t) {
+  std::vector<float> out(t.n_elements());
+  const size_t stride = row_bytes(t.type, t.ne[0]);
+  for (int64_t r = 0; r < t.n_rows(); ++r) dequantize_row(t.type, t.data + r * stride, out.data() + r * t.ne[0], t.ne[0]);
+  return out;
+}
+
+// y = W x for W of rows x k, in double.
+std::vector<float> matvec(const std::vector<float>& w, int64_t rows, int64_t k, const std::vector<float>& x) {
+  std::vector<float> y(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (int64_t i = 0; i < k; ++i) s += (double)w[r * k + i] * x[i];
+    y[r] = (float)s;
+  }
+  return y;
+}
+
+std::vector<float> rmsnorm(const std::vector<float>& x, const std::vector<float>& w, float eps) {
+  double ss = 0;
+  for (float v : x) ss += (double)v * v;
+  const double scale = 1.0 / std::sqrt(ss / x.size() + eps);
+  std::vector<float> y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = (float)(x[i] * scale * w[i]);
+  return y;
+}
+
+// A textbook transformer written for clarity only: logits of every position of `ids`.
+std::vector<std::vector<float>> naive_forward(const Model& m, const std::vector<int32_t>& ids) {
+  const ModelConfig& c = m.config();
+  const int64_t n = (int64_t)ids.size(), hd = c.head_dim;
+  const bool neox = c.arch->rope_style == RopeStyle::Neox;
+  auto rope = [&](std::vector<float>& v, int64_t heads, int64_t pos) {
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t i = 0; i < c.n_rot / 2; ++i) {
+        double factor = 1.0;
+        if (m.rope_freqs()) factor = floats(*m.rope_freqs())[i];
+        const double theta = pos * c.rope_freq_scale * std::pow((double)c.rope_freq_base, -2.0 * i / c.n_rot) / factor;
+        const int64_t a = h * hd + (neox ? i : 2 * i), b = h * hd + (neox ? i + c.n_rot / 2 : 2 * i + 1);
+        const double x0 = v[a], x1 = v[b];
+        v[a] = (float)(x0 * std::cos(theta) - x1 * std::sin(theta));
+        v[b] = (float)(x0 * std::sin(theta) + x1 * std::cos(theta));
+      }
+    }
+  };
+  std::vector<float> embd = floats(m.token_embd());
+  std::vector<std::vector<float>> x(n);
+  for (int64_t t = 0; t < n; ++t) x[t].assign(embd.begin() + ids[t] * c.n_embd, embd.begin() + (ids[t] + 1) * c.n_embd);
+  for (const LayerWeights& L : m.layers()) {
+    auto wq = floats(*L.wq), wk = floats(*L.wk), wv = floats(*L.wv), wo = floats(*L.wo);
+    auto an = floats(*L.attn_norm), fn = floats(*L.ffn_norm);
+    auto wg = floats(*L.ffn_gate), wu = floats(*L.ffn_up), wd = floats(*L.ffn_down);
+    std::vector<std::vector<float>> q(n), k(n), v(n);
+    for (int64_t t = 0; t < n; ++t) {
+      auto h = rmsnorm(x[t], an, c.norm_eps);
+      q[t] = matvec(wq, c.q_dim(), c.n_embd, h);
+      k[t] = matvec(wk, c.kv_dim(), c.n_embd, h);
+      v[t] = matvec(wv, c.kv_dim(), c.n_embd, h);
+      if (L.bq) {
+        auto bq = floats(*L.bq), bk = floats(*L.bk), bv = floats(*L.bv);
+        for (int64_t i = 0; i < c.q_dim(); ++i) q[t][i] += bq[i];
+        for (int64_t i = 0; i < c.kv_dim(); ++i) k[t][i] += bk[i], v[t][i] += bv[i];
+      }
+      rope(q[t], c.n_head, t);
+      rope(k[t], c.n_head_kv, t);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      std::vector<float> att(c.q_dim(), 0.0f);
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        const int64_t g = h / (c.n_head / c.n_head_kv);
+        std::vector<double> s(t + 1);
+        double mx = -1e300, sum = 0;
+        for (int64_t j = 0; j <= t; ++j) {
+          double d = 0;
+          for (int64_t i = 0; i < hd; ++i) d += (double)q[t][h * hd + i] * k[j][g * hd + i];
+          s[j] = d / std::sqrt((double)hd);
+          mx = std::max(mx, s[j]);
+        }
+        for (double& e : s) sum += (e = std::exp(e - mx));
+        for (int64_t j = 0; j <= t; ++j) {
+          for (int64_t i = 0; i < hd; ++i) att[h * hd + i] += (float)(s[j] / sum * v[j][g * hd + i]);
+        }
+      }
+      auto o = matvec(wo, c.n_embd, c.q_dim(), att);
+      for (int64_t i = 0; i < c.n_embd; ++i) x[t][i] += o[i];
+      auto h = rmsnorm(x[t], fn, c.norm_eps);
+      auto gt = matvec(wg, c.n_ff, c.n_embd, h), up = matvec(wu, c.n_ff, c.n_embd, h);
+      for (int64_t i = 0; i < c.n_ff; ++i) gt[i] = gt[i] / (1.0f + std::exp(-gt[i])) * up[i];
+      auto d = matvec(wd, c.n_embd, c.n_ff, gt);
+      for (int64_t i = 0; i < c.n_embd; ++i) x[t][i] += d[i];
+    }
+  }
+  auto on = floats(m.output_norm()), out = floats(m.output());
+  std::vector<std::vector<float>> logits(n);
+  for (int64_t t = 0; t < n; ++t) logits[t] = matvec(out, c.n_vocab, c.n_embd, rmsnorm(x[t], on, c.norm_eps));
+  return logits;
+}
+
+struct Loaded {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Backend> backend;
+};
+
+Loaded load(const std::string& path, int threads = 2) {
+  Loaded l;
+  Status st = Model::load(path, &l.model);
+  EXPECT_TRUE(st.ok()) << st.message();
+  l.backend = make_cpu_backend({threads});
+  EXPECT_TRUE(l.backend->prepare(*l.model).ok());
+  return l;
+}
+
+std::vector<int32_t> test_ids(int n, int64_t vocab, uint64_t seed = 3) {
+  std::vector<int32_t> ids(n);
+  for (auto& id : ids) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    id = (int32_t)((seed >> 33) % (uint64_t)vocab);
+  }
+  return ids;
+}
+
+// Root-mean-square of a - b relative to the RMS of b.
+double relative_rms(const float* a, const float* b, int64_t n) {
+  double d = 0, s = 0;
+  for (int64_t i = 0; i < n; ++i) d += (double)(a[i] - b[i]) * (a[i] - b[i]), s += (double)b[i] * b[i];
+  return std::sqrt(d / std::max(s, 1e-30));
+}
+
+class ForwardByShape : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ForwardByShape, MatchesNaiveReferenceOnF32) {
+  Loaded l = load(synthetic_model(GetParam(), TensorType::F32));
+  const int64_t V = l.model->config().n_vocab;
+  std::vector<int32_t> ids = test_ids(12, V);
+  std::unique_ptr<Session> s;
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 64, &s).ok());
+  std::vector<float> logits;
+  ASSERT_TRUE(s->eval(ids, true, &logits).ok());
+  auto ref = naive_forward(*l.model, ids);
+  int agree = 0;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    // Only the F16 KV cache and rounding of q and probabilities to F16 separate the two.
+    EXPECT_LT(relative_rms(logits.data() + t * V, ref[t].data(), V), 5e-3) << "position " << t;
+    agree += argmax(std::span<const float>(logits.data() + t * V, V)) == argmax(ref[t]);
+  }
+  EXPECT_GE(agree, (int)ids.size() - 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ForwardByShape, ::testing::Values("tiny", "tiny-qwen2", "tiny-llama3"));
+
+class ForwardByType : public ::testing::TestWithParam<TensorType> {};
+
+// A prompt evaluated as one batch (sgemm) and token by token (dot kernels) gives the same logits up to
+// float summation order. Those tiny differences can flip the rounding of an activation to F16 or to an
+// 8-bit quant, which moves logits by up to about 1% for the quantized types: hence the tolerances.
+TEST_P(ForwardByType, BatchedEqualsTokenByToken) {
+  Loaded l = load(synthetic_model("tiny", GetParam()));
+  const int64_t V = l.model->config().n_vocab;
+  std::vector<int32_t> ids = test_ids(20, V);
+  std::unique_ptr<Session> batched, stepwise;
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 64, &batched).ok());
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 64, &stepwise).ok());
+  std::vector<float> all, one;
+  ASSERT_TRUE(batched->eval(ids, true, &all).ok());
+  const double tolerance = GetParam() == TensorType::F32 ? 1e-3 : 3e-2;
+  int agree = 0;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    ASSERT_TRUE(stepwise->eval(std::span<const int32_t>(&ids[t], 1), false, &one).ok());
+    const double err = relative_rms(one.data(), all.data() + t * V, V);
+    EXPECT_LT(err, tolerance) << "position " << t;
+    agree += argmax(one) == argmax(std::span<const float>(all.data() + t * V, V));
+  }
+  EXPECT_GE(agree, 19);
+}
+
+// Continuing from the KV cache gives what evaluating everything at once gives, and re-evaluating after a
+// rewind repeats the first evaluation bit for bit.
+TEST_P(ForwardByType, CacheReuseEqualsRecomputation) {
+  Loaded l = load(synthetic_model("tiny", GetParam()));
+  const int64_t V = l.model->config().n_vocab;
+  std::vector<int32_t> ids = test_ids(40, V);
+  std::unique_ptr<Session> cached, fresh;
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 64, &cached).ok());
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 64, &fresh).ok());
+  std::vector<float> first, second, whole;
+  ASSERT_TRUE(cached->eval(std::span<const int32_t>(ids.data(), 24), false, &first).ok());
+  ASSERT_TRUE(cached->eval(std::span<const int32_t>(ids.data() + 24, 16), true, &second).ok());
+  ASSERT_TRUE(fresh->eval(ids, true, &whole).ok());
+  const double tolerance = GetParam() == TensorType::F32 ? 1e-3 : 3e-2;
+  for (int t = 0; t < 16; ++t) {
+    EXPECT_LT(relative_rms(second.data() + t * V, whole.data() + (24 + t) * V, V), tolerance) << t;
+  }
+  ASSERT_TRUE(cached->rewind(24).ok());
+  std::vector<float> again;
+  ASSERT_TRUE(cached->eval(std::span<const int32_t>(ids.data() + 24, 16), true, &again).ok());
+  EXPECT_EQ(again, second);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, ForwardByType,
+                         ::testing::Values(TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0,
+                                           TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K),
+                         [](const auto& info) { return std::string(type_name(info.param)); });
+
+TEST(Forward, ThreadCountDoesNotChangeResults) {
+  const std::string path = synthetic_model("tiny", TensorType::Q4_K);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    Loaded l = load(path, threads);
+    std::unique_ptr<Session> s;
+    ASSERT_TRUE(Session::create(*l.model, *l.backend, 64, &s).ok());
+    std::vector<float> logits;
+    ASSERT_TRUE(s->eval(test_ids(16, l.model->config().n_vocab), true, &logits).ok());
+    results.push_back(logits);
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
+TEST(Forward, RejectsBadInput) {
+  Loaded l = load(synthetic_model("tiny", TensorType::Q8_0));
+  std::unique_ptr<Session> s;
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 8, &s).ok());
+  std::vector<float> logits;
+  std::vector<int32_t> bad = {1, 32000};
+  Status st = s->eval(bad, false, &logits);
+  EXPECT_EQ(st.code(), StatusCode::InvalidArgument);
+  EXPECT_NE(st.message().find("outside the vocabulary"), std::string::npos) << st.message();
+  std::vector<int32_t> negative = {-1};
+  EXPECT_EQ(s->eval(negative, false, &logits).code(), StatusCode::InvalidArgument);
+  std::vector<int32_t> too_long(9, 5);
+  st = s->eval(too_long, false, &logits);
+  EXPECT_EQ(st.code(), StatusCode::InvalidArgument);
+  EXPECT_EQ(s->n_past(), 0);
+  EXPECT_EQ(s->eval({}, false, &logits).code(), StatusCode::InvalidArgument);
+}
+
+TEST(Forward, LongPromptIsChunked) {
+  Loaded l = load(synthetic_model("tiny", TensorType::Q8_0));
+  std::unique_ptr<Session> a, b;
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 1100, &a).ok());
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 1100, &b).ok());
+  std::vector<int32_t> ids = test_ids(1050, l.model->config().n_vocab);
+  std::vector<float> whole, tail;
+  ASSERT_TRUE(a->eval(ids, false, &whole).ok());
+  ASSERT_TRUE(b->eval(std::span<const int32_t>(ids.data(), 512), false, &tail).ok());
+  ASSERT_TRUE(b->eval(std::span<const int32_t>(ids.data() + 512, 512), false, &tail).ok());
+  ASSERT_TRUE(b->eval(std::span<const int32_t>(ids.data() + 1024, 26), false, &tail).ok());
+  EXPECT_EQ(whole, tail);
+}
+
+TEST(Forward, RunsTheRealWorldTinyLlama) {
+  Loaded l = load(testing::shared_dir() + "/models/llama-2-tiny-random.gguf");
+  ASSERT_NE(l.model, nullptr);
+  EXPECT_EQ(l.model->config().arch_name, "llama");
+  EXPECT_EQ(l.model->config().n_vocab, 32000);
+  std::unique_ptr<Session> s;
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 32, &s).ok());
+  std::vector<float> logits;
+  std::vector<int32_t> ids = {1, 450, 4996, 17354};
+  ASSERT_TRUE(s->eval(ids, true, &logits).ok());
+  auto ref = naive_forward(*l.model, ids);
+  for (size_t t = 0; t < ids.size(); ++t) {
+    EXPECT_LT(relative_rms(logits.data() + t * 32000, ref[t].data(), 32000), 5e-3);
+  }
+}
+
+}  // namespace
+}  // namespace pginfer

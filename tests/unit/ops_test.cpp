@@ -1,0 +1,109 @@
+// tests/unit/ops_test.cpp: norms, rotary embedding, activations and attention against textbook formulas.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_impl.h"
+#include "kernels/cpu/fp16.h"
+#include "kernels/cpu/ops.h"
+
+namespace pginfer {
+namespace {
+
+TEST(Ops, RmsNorm) {
+  const float x[4] = {1, -2, 3, -4};
+  const float w[4] = {1, 0.5f, 2, 1};
+  float out[4];
+  rms_norm_row(x, w, 0.0f, 4, out);
+  const float rms = std::sqrt((1 + 4 + 9 + 16) / 4.0f);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(out[i], x[i] / rms * w[i], 1e-6);
+}
+
+TEST(Ops, RopeStylesPairDimensionsDifferently) {
+  const int64_t d = 8;
+  for (bool neox : {false, true}) {
+    std::vector<float> x(d);
+    for (int i = 0; i < d; ++i) x[i] = (float)(i + 1);
+    std::vector<float> y = x;
+    rope_head(y.data(), d, d, neox, 5, 10000.0f, 1.0f, nullptr);
+    for (int64_t i = 0; i < d / 2; ++i) {
+      const double theta = 5.0 * std::pow(10000.0, -2.0 * i / d);
+      const int64_t a = neox ? i : 2 * i, b = neox ? i + d / 2 : 2 * i + 1;
+      EXPECT_NEAR(y[a], x[a] * std::cos(theta) - x[b] * std::sin(theta), 1e-4) << neox << " " << i;
+      EXPECT_NEAR(y[b], x[a] * std::sin(theta) + x[b] * std::cos(theta), 1e-4) << neox << " " << i;
+    }
+  }
+  // Position 0 is the identity; factors divide the angle.
+  std::vector<float> x = {1, 2, 3, 4};
+  std::vector<float> y = x;
+  rope_head(y.data(), 4, 4, false, 0, 10000.0f, 1.0f, nullptr);
+  EXPECT_EQ(x, y);
+  const float factors[2] = {2.0f, 1.0f};
+  std::vector<float> a = x, b = x;
+  rope_head(a.data(), 4, 4, false, 6, 10000.0f, 1.0f, factors);
+  rope_head(b.data(), 4, 4, false, 3, 10000.0f, 1.0f, nullptr);
+  EXPECT_NEAR(a[0], b[0], 1e-5);
+  EXPECT_NEAR(a[1], b[1], 1e-5);
+}
+
+TEST(Ops, SwiGlu) {
+  const float g[3] = {-1, 0, 2}, u[3] = {3, 4, 5};
+  float out[3];
+  swiglu_row(g, u, 3, out);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(out[i], g[i] / (1 + std::exp(-g[i])) * u[i], 1e-6);
+}
+
+TEST(Ops, AttentionSimdMatchesScalarAndSoftmax) {
+  const int64_t hd = 64, n_kv = 37, stride = 128;
+  std::vector<fp16_t> k(n_kv * stride), v(n_kv * stride);
+  std::vector<float> q(hd);
+  uint64_t s = 1;
+  auto rnd = [&] { s = s * 6364136223846793005ull + 1; return (float)((s >> 40) % 2000) / 1000.0f - 1.0f; };
+  for (auto& x : k) x = fp32_to_fp16(rnd());
+  for (auto& x : v) x = fp32_to_fp16(rnd());
+  for (auto& x : q) x = rnd();
+  std::vector<float> scores(n_kv), a(hd), b(hd), ref(hd, 0.0f);
+  attend_head_f16_scalar(q.data(), k.data(), v.data(), stride, n_kv, hd, 0.125f, scores.data(), a.data());
+  attend_head_f16_avx2(q.data(), k.data(), v.data(), stride, n_kv, hd, 0.125f, scores.data(), b.data());
+  std::vector<double> p(n_kv);
+  double mx = -1e9, sum = 0;
+  for (int64_t j = 0; j < n_kv; ++j) {
+    double d = 0;
+    for (int64_t i = 0; i < hd; ++i) d += (double)q[i] * fp16_to_fp32(k[j * stride + i]);
+    p[j] = d * 0.125;
+    mx = std::max(mx, p[j]);
+  }
+  for (auto& x : p) sum += (x = std::exp(x - mx));
+  for (int64_t j = 0; j < n_kv; ++j)
+    for (int64_t i = 0; i < hd; ++i) ref[i] += (float)(p[j] / sum * fp16_to_fp32(v[j * stride + i]));
+  for (int64_t i = 0; i < hd; ++i) {
+    EXPECT_NEAR(a[i], b[i], 1e-5);
+    EXPECT_NEAR(a[i], ref[i], 2e-3);
+  }
+}
+
+TEST(Sampler, GreedyAndSeededSampling) {
+  std::vector<float> logits = {0.1f, 2.0f, 1.9f, -1.0f};
+  EXPECT_EQ(argmax(logits), 1);
+  Sampler greedy({0.0f, 1});
+  EXPECT_EQ(greedy.sample(logits), 1);
+  Sampler a({1.0f, 42}), b({1.0f, 42});
+  std::vector<int> counts(4);
+  for (int i = 0; i < 2000; ++i) {
+    const int x = a.sample(logits);
+    ASSERT_EQ(x, b.sample(logits));
+    counts[x]++;
+  }
+  // Expected frequencies: softmax(logits) = {0.070, 0.466, 0.422, 0.023}.
+  EXPECT_NEAR(counts[1] / 2000.0, 0.466, 0.05);
+  EXPECT_NEAR(counts[2] / 2000.0, 0.422, 0.05);
+  EXPECT_FALSE(validate_sampling({-1.0f, 0}).ok());
+  EXPECT_FALSE(validate_sampling({NAN, 0}).ok());
+}
+
+}  // namespace
+}  // namespace pginfer

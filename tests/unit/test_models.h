@@ -1,0 +1,44 @@
+// tests/unit/test_models.h: synthetic model files shared by the engine tests, written once per process
+// into a temporary folder.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "engine/synth.h"
+
+namespace pginfer::testing {
+
+// ../shared, as the build configured it.
+inline std::string shared_dir() { return PG_INFER_SHARED_DIR; }
+
+// Path of a synthetic model of `shape` and `type` with the Llama 2 vocabulary (or gpt-2's for qwen2
+// shapes), written on first use; aborts the test binary if it cannot be written.
+inline std::string synthetic_model(const std::string& shape, TensorType type) {
+  static std::map<std::string, std::string> cache;
+  const std::string key = shape + "-" + type_name(type);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  static const std::string dir = [] {
+    std::string templ = (std::filesystem::temp_directory_path() / "pginfer-test-XXXXXX").string();
+    return std::string(mkdtemp(templ.data()));
+  }();
+  SynthOptions o;
+  o.shape = shape;
+  o.type = type;
+  o.seed = 7;
+  o.vocab_path = shared_dir() + (shape.find("qwen2") != std::string::npos ? "/vocab/ggml-vocab-gpt-2.gguf"
+                                                                           : "/vocab/ggml-vocab-llama-spm.gguf");
+  const std::string path = dir + "/" + key + ".gguf";
+  Status st = write_synthetic_model(o, path);
+  if (!st.ok()) {
+    fprintf(stderr, "cannot write test model: %s\n", st.message().c_str());
+    std::abort();
+  }
+  cache[key] = path;
+  return path;
+}
+
+}  // namespace pginfer::testing
