@@ -192,10 +192,15 @@ Status write_synthetic_model(const SynthOptions& o, const std::string& out_path)
       return fill_random(pool, seed, name, type, ne0, rows > 0 ? rows : 1, init, dst);
     });
   };
-  const float embd_std = s.tied_output ? 4.0f / std::sqrt((float)s.n_embd) : 1.0f;
+  // Logits come out with a standard deviation of about 4. With a separate output matrix the embeddings
+  // are of unit scale. A tied matrix must stay small (0.8 / sqrt(n_embd)): large embeddings make every
+  // token's logit peak at itself (e.x ~ |e|^2), and the model would only echo its input; the final norm's
+  // weights of about 5 then restore the logit scale.
+  const float sqrt_embd = std::sqrt((float)s.n_embd);
+  const float embd_std = s.tied_output ? 0.8f / sqrt_embd : 1.0f;
   const Init norm_init{1.0f, 0.1f};
   add("token_embd.weight", s.n_embd, n_vocab, {0.0f, embd_std});
-  add("output_norm.weight", s.n_embd, 0, norm_init);
+  add("output_norm.weight", s.n_embd, 0, s.tied_output ? Init{5.0f, 0.5f} : norm_init);
   if (!s.tied_output) add("output.weight", s.n_embd, n_vocab, {0.0f, 4.0f / std::sqrt((float)s.n_embd)});
   if (s.llama3_rope) {
     std::vector<float> factors = llama3_rope_factors(head_dim, s.rope_base);
@@ -216,7 +221,7 @@ Status write_synthetic_model(const SynthOptions& o, const std::string& out_path)
     if (biases) {
       add(b + "attn_q.bias", q_dim, 0, {0.0f, 0.2f});
       add(b + "attn_k.bias", kv_dim, 0, {0.0f, 0.2f});
-      add(b + "attn_v.bias", kv_dim, 0, {0.0f, 0.2f});
+      add(b + "attn_v.bias", kv_dim, 0, {0.0f, 0.05f});
     }
     add(b + "attn_output.weight", q_dim, s.n_embd, {0.0f, 1.0f / std::sqrt((float)q_dim)});
     add(b + "ffn_norm.weight", s.n_embd, 0, norm_init);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/fp16.h"
 #include "kernels/cpu/quant_impl.h"
 
@@ -128,6 +129,15 @@ void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb) {
 }  // namespace
 
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
+  static const bool use_avx2 = simd_level() >= SimdLevel::Avx2;
+  if (use_avx2 && type != TensorType::F32 && type != TensorType::Q8_K) {
+    dequantize_row_avx2(type, src, dst, n);
+    return;
+  }
+  dequantize_row_scalar(type, src, dst, n);
+}
+
+void dequantize_row_scalar(TensorType type, const void* src, float* dst, int64_t n) {
   switch (type) {
     case TensorType::F32:
       std::memcpy(dst, src, n * sizeof(float));

@@ -16,6 +16,9 @@ namespace pginfer {
 // type's block size. Every supported type, F32 included.
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n);
 
+// dequantize_row without SIMD: the reference the vectorised versions are tested against.
+void dequantize_row_scalar(TensorType type, const void* src, float* dst, int64_t n);
+
 // Stores `n` floats as `type` (any supported type, Q8_K included); `n` is a multiple of the block size.
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n);
 

@@ -24,6 +24,9 @@ inline void k_scale_min(int j, const uint8_t* scales, uint8_t* sc, uint8_t* m) {
 // Round to nearest, ties to even, as GGML's nearest_int (valid for |x| < 2^22).
 inline int nearest_int(float x) { return (int)std::nearbyint(x); }
 
+// AVX2 dequantization of F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K rows (dequant_avx2.cpp).
+void dequantize_row_avx2(TensorType type, const void* src, float* dst, int64_t n);
+
 // Quantizers of quant_k.cpp, nb super-blocks each.
 void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t nb);
 void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t nb);

@@ -57,11 +57,17 @@ for (const shape of shapes) {
     const gen = ref.ids;
     const ours = JSON.parse(run(infer, ["score", "-m", model, "--ids", [...prompt, ...gen].join(" "), "--json"]));
     let agree = 0;
+    let minGap = Infinity;
     const firstDiff = [];
     for (let i = 0; i < gen.length; ++i) {
       const mine = ours.argmax[prompt.length - 1 + i];
       if (mine === gen[i]) ++agree;
-      else if (firstDiff.length < 3) firstDiff.push(`pos ${i}: llama.cpp ${gen[i]} ours ${mine}`);
+      else {
+        // How far llama.cpp's token is below our top token in our own log-probabilities (nats).
+        const gap = ours.nll[prompt.length - 1 + i] + ours.top_logprob[prompt.length - 1 + i];
+        minGap = Math.min(minGap, gap);
+        if (firstDiff.length < 3) firstDiff.push(`pos ${i}: llama.cpp ${gen[i]} ours ${mine} (gap ${gap.toFixed(4)})`);
+      }
     }
     const ratio = gen.length ? agree / gen.length : 0;
     const need = type === "F32" ? 1.0 : 0.95;

@@ -70,6 +70,18 @@ TEST_P(KernelByType, DotRowsMatchScalarAndFloatReference) {
 INSTANTIATE_TEST_SUITE_P(Types, KernelByType, ::testing::ValuesIn(kWeightTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
+// The SIMD dequantization gives exactly the scalar formulas' floats.
+TEST_P(KernelByType, SimdDequantizationIsBitIdentical) {
+  const TensorType type = GetParam();
+  const int64_t n = 512;
+  std::vector<float> x = random_row(n, 5, 3.0f), simd(n), scalar(n);
+  std::vector<uint8_t> q(row_bytes(type, n));
+  quantize_row(type, x.data(), q.data(), n);
+  dequantize_row(type, q.data(), simd.data(), n);
+  dequantize_row_scalar(type, q.data(), scalar.data(), n);
+  EXPECT_EQ(simd, scalar) << type_name(type);
+}
+
 TEST(Fp16, RoundTripsEveryHalf) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const float f = fp16_to_fp32((uint16_t)h);

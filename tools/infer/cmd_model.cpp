@@ -184,11 +184,13 @@ int cmd_score(int argc, char** argv) {
   if (!st.ok()) return fail("score", st);
   const int64_t n_vocab = r.model->config().n_vocab;
   std::vector<int32_t> best;
-  std::vector<double> nll;
+  std::vector<double> nll, top_logprob;
   for (size_t i = 0; i < ids.size(); ++i) {
     const float* row = logits.data() + i * n_vocab;
     best.push_back(argmax(std::span<const float>(row, n_vocab)));
-    if (i + 1 < ids.size()) nll.push_back(log_sum_exp(row, n_vocab) - row[ids[i + 1]]);
+    const double lse = log_sum_exp(row, n_vocab);
+    top_logprob.push_back(row[best.back()] - lse);
+    if (i + 1 < ids.size()) nll.push_back(lse - row[ids[i + 1]]);
   }
   double mean = 0;
   for (double x : nll) mean += x;
@@ -197,6 +199,8 @@ int cmd_score(int argc, char** argv) {
   for (size_t i = 0; i < best.size(); ++i) std::printf("%s%d", i ? ", " : "", best[i]);
   std::printf("], \"nll\": [");
   for (size_t i = 0; i < nll.size(); ++i) std::printf("%s%.6f", i ? ", " : "", nll[i]);
+  std::printf("], \"top_logprob\": [");
+  for (size_t i = 0; i < top_logprob.size(); ++i) std::printf("%s%.6f", i ? ", " : "", top_logprob[i]);
   std::printf("], \"ppl\": %.6f}\n", std::exp(mean));
   return kExitOk;
 }
