@@ -139,25 +139,17 @@ float dot_bf16_avx2(int64_t n, const void* w, const void* a) {
 }
 
 float dot_q8_0_avx2(int64_t n, const void* w, const void* a) {
+  // One accumulator, one fused multiply-add per block, as GGML's AVX2 kernel and llamafile's tinyBLAS
+  // accumulate: keeps our sums in llama.cpp's order (see kernels/cpu/gemm.h on why order matters).
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  const int64_t nb = n / kQK8_0;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b + 1].qs));
-    const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b].d) * half(y[b].d)), dot_i8_to_ps(x0, y0), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b + 1].d) * half(y[b + 1].d)), dot_i8_to_ps(x1, y1), acc1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK8_0; ++b) {
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b].d) * half(y[b].d)), dot_i8_to_ps(qx, qy), acc);
   }
-  for (; b < nb; ++b) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b].d) * half(y[b].d)), dot_i8_to_ps(x0, y0), acc0);
-  }
-  return hsum(_mm256_add_ps(acc0, acc1));
+  return hsum(acc);
 }
 
 float dot_q4_0_avx2(int64_t n, const void* w, const void* a) {

@@ -286,3 +286,34 @@ TEST(Forward, RunsTheRealWorldTinyLlama) {
 
 }  // namespace
 }  // namespace pginfer
+
+namespace pginfer {
+namespace {
+
+// The two product paths of the CPU backend (sgemm tiles for many tokens, SIMD dots for few) agree to
+// float rounding on every weight type, on the real rows of a model.
+TEST(CpuBackend, MatmulPathsAgree) {
+  for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
+                          TensorType::Q5_K, TensorType::Q6_K}) {
+    Loaded l = load(synthetic_model("tiny", type));
+    const GgufTensor& w = *l.model->layers()[0].ffn_down;
+    const int64_t k = w.ne[0], rows = w.ne[1], n = 9;
+    std::vector<float> x(n * k);
+    uint64_t s = 9;
+    for (auto& v : x) s = s * 6364136223846793005ull + 1, v = (float)((s >> 40) % 2001) / 1000.0f - 1.0f;
+    std::vector<float> batched(n * rows), single(rows);
+    l.backend->matmul(w, nullptr, x.data(), n, batched.data());
+    for (int64_t t = 0; t < n; ++t) {
+      l.backend->matmul(w, nullptr, x.data() + t * k, 1, single.data());
+      double err = 0, mag = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        err = std::max(err, (double)std::fabs(single[r] - batched[t * rows + r]));
+        mag = std::max(mag, (double)std::fabs(single[r]));
+      }
+      EXPECT_LT(err, 1e-5 * mag) << type_name(type) << " token " << t;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pginfer
