@@ -27,7 +27,7 @@ if (!infer || !shared) {
   console.error("usage: node compare.mjs --infer PATH --shared DIR [--work DIR] [--gen N] [--shapes ..] [--types ..]");
   process.exit(2);
 }
-fs.chmodSync(work, 0o755);
+fs.mkdirSync(work, {recursive: true});
 
 // The vocabulary each family's synthetic models take their tokenizer from.
 const vocabFor = (shape) => path.join(shared, "vocab", shape.includes("qwen2") ? "ggml-vocab-gpt-2.gguf" : "ggml-vocab-llama-spm.gguf");
