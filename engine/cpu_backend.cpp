@@ -1,9 +1,10 @@
 // engine/cpu_backend.cpp: the CPU implementation of the backend interface.
 //
-// Products with one or a few tokens (decoding) convert the activations to the weight type's vec_dot type
-// once and run the SIMD dot kernels over bands of rows on every thread, reading each weight once per step.
-// Products with many tokens (prompts) dequantize bands of rows into a cache-sized tile and call sgemm
-// on every thread. Both round activations the same way (kernels/cpu/gemm.h), so they agree.
+// Products with quantized weights convert the activations to the weight type's vec_dot type once and run
+// the SIMD integer dot kernels over bands of rows on every thread, for one token (decoding) as for many
+// (prompts): the same operations in the same order as llama.cpp, so prompts and decoding round alike.
+// Products of float weights (F32, F16, BF16) with many tokens dequantize bands of rows into a cache-sized
+// tile and call sgemm on every thread (kernels/cpu/gemm.h).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -25,8 +26,10 @@ namespace pginfer {
 
 namespace {
 
-// Token counts from which a product goes through sgemm instead of the dot kernels.
+// Token counts from which a product with float weights (F32, F16, BF16) goes through sgemm.
 constexpr int64_t kGemmMinTokens = 8;
+// Bytes of quantized weights per band of the integer path with several tokens.
+constexpr size_t kBandBytes = 128 * 1024;
 // Floats of weight dequantized per sgemm tile (1 MiB), about an L2 cache.
 constexpr int64_t kTileFloats = 256 * 1024;
 
@@ -121,7 +124,10 @@ class CpuBackend : public Backend {
     const int64_t k = w.ne[0];
     const int64_t rows = w.ne[1];
     const size_t stride = row_bytes(w.type, k);
-    if (n_tokens < kGemmMinTokens) {
+    // Quantized weights always take the integer path, whatever the number of tokens: it sums in
+    // llama.cpp's order, and sgemm's order would not round the same (kernels/cpu/gemm.h).
+    const bool quantized = w.type != TensorType::F32 && w.type != TensorType::F16 && w.type != TensorType::BF16;
+    if (quantized || n_tokens < kGemmMinTokens) {
       matmul_dot(w.type, k, rows, w.data, stride, x, n_tokens, y);
     } else {
       matmul_gemm(w.type, k, rows, w.data, stride, x, n_tokens, y);
@@ -218,22 +224,27 @@ class CpuBackend : public Backend {
     pool_.parallel_for(n_chunks, [&](int64_t c, int) { fn(c * kChunk, std::min(n, (c + 1) * kChunk)); });
   }
 
-  // Decoding path: quantized activations, SIMD dot products over bands of rows.
+  // Integer path: activations converted to the vec_dot type, SIMD dot products over bands of rows; with
+  // many tokens, each band stays in cache while every token passes over it.
   void matmul_dot(TensorType type, int64_t k, int64_t rows, const uint8_t* w, size_t stride, const float* x,
                   int64_t n_tokens, float* y) {
     const TensorType vt = vec_dot_type(type);
     const size_t act_bytes = row_bytes(vt, k);
     act_.resize(act_bytes * n_tokens);
-    for (int64_t t = 0; t < n_tokens; ++t) quantize_row(vt, x + t * k, act_.data() + t * act_bytes, k);
-    // Bands small enough to balance threads, large enough to amortise dispatch.
-    const int64_t band = std::max<int64_t>(16, rows / (pool_.size() * 16)) / 4 * 4;
+    for_tokens(n_tokens, [&](int64_t t) { quantize_row(vt, x + t * k, act_.data() + t * act_bytes, k); });
+    int64_t band;
+    if (n_tokens == 1) {
+      // Bands small enough to balance threads, large enough to amortise dispatch.
+      band = std::max<int64_t>(16, rows / (pool_.size() * 16)) / 4 * 4;
+    } else {
+      // About 128 KiB of weights per band, a multiple of 4 rows.
+      band = std::clamp<int64_t>((int64_t)(kBandBytes / stride) / 4 * 4, 4, 256);
+    }
     const int64_t n_bands = (rows + band - 1) / band;
     pool_.parallel_for(n_bands, [&](int64_t b, int) {
       const int64_t r0 = b * band;
       const int64_t nr = std::min(band, rows - r0);
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        dot_rows(type, k, w + r0 * stride, stride, nr, act_.data() + t * act_bytes, y + t * rows + r0);
-      }
+      dot_rows_tokens(type, k, w + r0 * stride, stride, nr, act_.data(), act_bytes, n_tokens, y + r0, rows);
     });
   }
 

@@ -38,6 +38,15 @@ SimdLevel simd_level() {
   return level;
 }
 
+bool has_avx512_vnni() {
+#if defined(__x86_64__)
+  static const bool vnni = simd_level() == SimdLevel::Avx512 && __builtin_cpu_supports("avx512vnni");
+  return vnni;
+#else
+  return false;
+#endif
+}
+
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
     case SimdLevel::Avx512: return "avx512";

@@ -10,6 +10,9 @@ enum class SimdLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 // The environment variable PG_INFER_SIMD=scalar|avx2|avx512 lowers it, for tests and benchmarks.
 SimdLevel simd_level();
 
+// Whether AVX-512 VNNI (vpdpbusd) may be used (implies simd_level() == Avx512).
+bool has_avx512_vnni();
+
 // "scalar", "avx2" or "avx512".
 const char* simd_level_name(SimdLevel level);
 

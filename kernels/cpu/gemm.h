@@ -2,18 +2,25 @@
 //
 // Prompts are evaluated as one batch; for them each band of weight rows is dequantized once into a
 // cache-sized float tile and multiplied with every token's activations by sgemm. Activations are first
-// rounded as llama.cpp rounds them (round_activations), so batched and one-token results agree.
+// rounded as llama.cpp rounds them (round_activations: F16 or BF16), so batched and one-token results
+// agree.
 //
-// Where we and llama.cpp differ, and why (measured on synthetic models, tests/reference/compare.mjs):
-// llama.cpp multiplies quantized blocks with integer dot products and one float multiply-add per block,
-// in the same order for prompts and for decoding; sgemm sums float products in its own order. The two
-// orders differ in the last bits only (our two paths agree to 1e-5, tests/unit/forward_test.cpp), but the
-// next layer rounds its activations to 8 bits again, and a last-bit change that moves a value across a
-// rounding boundary moves it by a whole quantum (1/127 of the block's largest value). Through many layers
-// these flips add up: F32 models agree with llama.cpp to about 1e-3 in log-probability, F16 to about 4e-3,
-// Q8_0 to a few 1e-2. Greedy argmax then differs only where llama.cpp's two best tokens lie within a few
-// hundredths of a nat (the reference test prints that gap for every disagreement). llama.cpp itself
-// changes its greedy continuation after 2-3 tokens on these models when flash attention is switched on.
+// Only products of float weights (F32, F16, BF16) come here; quantized weights always go through the
+// integer dot kernels (vec_dot.h), prompts included, because of what we measured against llama.cpp
+// (tests/reference/compare.mjs, and the top log-probabilities llama.cpp reports for whole prompts):
+// llama.cpp multiplies quantized blocks by integer dot products and one float multiply-add per block, in
+// the same order for prompts and for decoding. sgemm sums in another order; the difference is in the last
+// bits only, but the next layer rounds activations to 8 bits again, and a last-bit change that moves a
+// value across a rounding boundary moves it by a whole quantum (1/127 of its block's largest value).
+// Through the layers and the positions such flips cascade: with sgemm for Q8_0, log-probabilities after a
+// 64-token prompt differed from llama.cpp's by 0.05; with the integer kernels in llama.cpp's order they
+// agree to 2e-4. Remaining differences come from other last-bit sources (libm's expf in softmax and SiLU
+// against GGML's vectorised expf, attention sums in another order), which occasionally flip a quantum
+// too: agreement then holds to 1e-4 until such a flip, after which it drifts by a few hundredths of a
+// nat; greedy argmax changes only where llama.cpp's two best tokens are that close (the reference test
+// prints the gap at every disagreement). For F32 and F16 weights nothing rounds that coarsely, and sgemm
+// agrees with llama.cpp to about 1e-3 in log-probability. llama.cpp itself changes its greedy continuation
+// after 2-3 tokens on these models when flash attention is switched on.
 #pragma once
 
 #include <cstddef>

@@ -177,6 +177,24 @@ void dot_rows(TensorType type, int64_t n, const void* weights, size_t row_stride
   run_rows(use_avx2 ? avx2_fn(type) : scalar_fn(type), n, weights, row_stride, rows, act, out);
 }
 
+void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
+                     const void* acts, size_t act_stride, int64_t n_tokens, float* out, int64_t ldo) {
+  static const bool use_avx2 = simd_level() >= SimdLevel::Avx2;
+  static const bool use_vnni = use_avx2 && has_avx512_vnni();
+  const uint8_t* w = static_cast<const uint8_t*>(weights);
+  const uint8_t* a = static_cast<const uint8_t*>(acts);
+  if (type == TensorType::Q8_0 && use_avx2 && n_tokens >= 4) {
+    (use_vnni ? dot_q8_0_rows_tokens_vnni : dot_q8_0_rows_tokens_avx2)(n, w, row_stride, rows, a, act_stride,
+                                                                       n_tokens, out, ldo);
+    return;
+  }
+  // Other types: row by row, every token, so that a weight row is read from cache once per token.
+  const RowDotFn fn = use_avx2 ? avx2_fn(type) : scalar_fn(type);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t t = 0; t < n_tokens; ++t) out[t * ldo + r] = fn(n, w + r * row_stride, a + t * act_stride);
+  }
+}
+
 void dot_rows_scalar(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
                      const void* act, float* out) {
   run_rows(scalar_fn(type), n, weights, row_stride, rows, act, out);

@@ -21,6 +21,13 @@ TensorType vec_dot_type(TensorType weight_type);
 void dot_rows(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
               const void* act, float* out);
 
+// For `rows` weight rows and `n_tokens` activation rows (act_stride bytes apart, each already converted
+// to vec_dot_type(type)), writes out[t * ldo + r] = dot(row r, activation t). Each result is bit-identical
+// to dot_rows on that row and token (same operations in the same order); several tokens share each load
+// of a weight block. Used for prompts, so that they round exactly as decoding does.
+void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
+                     const void* acts, size_t act_stride, int64_t n_tokens, float* out, int64_t ldo);
+
 // Same as dot_rows with the scalar code only: the reference the SIMD paths are tested against.
 void dot_rows_scalar(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
                      const void* act, float* out);

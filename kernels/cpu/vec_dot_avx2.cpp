@@ -214,3 +214,37 @@ float dot_q6_k_avx2(int64_t n, const void* w, const void* a) {
 }
 
 }  // namespace pginfer
+
+namespace pginfer {
+
+void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* acts,
+                               size_t act_stride, int64_t n_tokens, float* out, int64_t ldo) {
+  constexpr int kTokens = 4;
+  const int64_t nb = n / kQK8_0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(w + r * row_stride);
+    int64_t t = 0;
+    for (; t + kTokens <= n_tokens; t += kTokens) {
+      const BlockQ8_0* y[kTokens];
+      __m256 acc[kTokens];
+      for (int i = 0; i < kTokens; ++i) {
+        y[i] = reinterpret_cast<const BlockQ8_0*>(acts + (t + i) * act_stride);
+        acc[i] = _mm256_setzero_ps();
+      }
+      for (int64_t b = 0; b < nb; ++b) {
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+        const __m256i ax = _mm256_sign_epi8(qx, qx);
+        const float dx = half(x[b].d);
+        for (int i = 0; i < kTokens; ++i) {
+          const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i][b].qs)), qx);
+          const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1)));
+          acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dx * half(y[i][b].d)), s, acc[i]);
+        }
+      }
+      for (int i = 0; i < kTokens; ++i) out[(t + i) * ldo + r] = hsum(acc[i]);
+    }
+    for (; t < n_tokens; ++t) out[t * ldo + r] = dot_q8_0_avx2(n, x, acts + t * act_stride);
+  }
+}
+
+}  // namespace pginfer

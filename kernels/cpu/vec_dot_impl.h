@@ -31,4 +31,11 @@ float dot_q4_k_avx2(int64_t n, const void* w, const void* a);
 float dot_q5_k_avx2(int64_t n, const void* w, const void* a);
 float dot_q6_k_avx2(int64_t n, const void* w, const void* a);
 
+// Q8_0 rows times several tokens (see dot_rows_tokens): AVX2 (vec_dot_avx2.cpp) and AVX-512 VNNI
+// (vec_dot_avx512vnni.cpp) versions, each bit-identical to dot_q8_0_avx2 per row and token.
+void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* acts,
+                               size_t act_stride, int64_t n_tokens, float* out, int64_t ldo);
+void dot_q8_0_rows_tokens_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* acts,
+                               size_t act_stride, int64_t n_tokens, float* out, int64_t ldo);
+
 }  // namespace pginfer

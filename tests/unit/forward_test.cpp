@@ -297,7 +297,7 @@ TEST(CpuBackend, MatmulPathsAgree) {
                           TensorType::Q5_K, TensorType::Q6_K}) {
     Loaded l = load(synthetic_model("tiny", type));
     const GgufTensor& w = *l.model->layers()[0].ffn_down;
-    const int64_t k = w.ne[0], rows = w.ne[1], n = 9;
+    const int64_t k = w.ne[0], rows = w.ne[1], n = 64;
     std::vector<float> x(n * k);
     uint64_t s = 9;
     for (auto& v : x) s = s * 6364136223846793005ull + 1, v = (float)((s >> 40) % 2001) / 1000.0f - 1.0f;

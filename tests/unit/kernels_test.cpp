@@ -97,3 +97,26 @@ TEST(Fp16, RoundTripsEveryHalf) {
 
 }  // namespace
 }  // namespace pginfer
+
+namespace pginfer {
+namespace {
+
+// Products of many tokens are bit-identical to one-token products (prompts round as decoding does).
+TEST_P(KernelByType, DotRowsTokensIsBitIdenticalToDotRows) {
+  const TensorType type = GetParam();
+  const TensorType vt = vec_dot_type(type);
+  const int64_t n = 512, rows = 7, tokens = 11;
+  const size_t stride = row_bytes(type, n), act_stride = row_bytes(vt, n);
+  std::vector<uint8_t> w(stride * rows), act(act_stride * tokens);
+  for (int64_t r = 0; r < rows; ++r) quantize_row(type, random_row(n, 300 + r).data(), w.data() + r * stride, n);
+  for (int64_t t = 0; t < tokens; ++t) quantize_row(vt, random_row(n, 900 + t, 3.0f).data(), act.data() + t * act_stride, n);
+  std::vector<float> many(tokens * rows), one(rows);
+  dot_rows_tokens(type, n, w.data(), stride, rows, act.data(), act_stride, tokens, many.data(), rows);
+  for (int64_t t = 0; t < tokens; ++t) {
+    dot_rows(type, n, w.data(), stride, rows, act.data() + t * act_stride, one.data());
+    for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(many[t * rows + r], one[r]) << type_name(type) << " " << t << " " << r;
+  }
+}
+
+}  // namespace
+}  // namespace pginfer
