@@ -2,9 +2,11 @@
 // version; only the order of float additions differs).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/attention_impl.h"
+#include "kernels/cpu/expf_avx2.h"
 #include "kernels/cpu/fp16.h"
 
 namespace pginfer {
@@ -18,47 +20,88 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Sum of 16 floats in the order of GCC's _mm512_reduce_add_ps (upper 256 + lower 256, then halves,
+// then pairs): the order GGML's AVX-512 softmax sums each group in.
+inline float reduce16(__m256 lo, __m256 hi) {
+  const __m256 s8 = _mm256_add_ps(hi, lo);
+  const __m128 s4 = _mm_add_ps(_mm256_extractf128_ps(s8, 1), _mm256_castps256_ps128(s8));
+  const __m128 s2 = _mm_add_ps(s4, _mm_shuffle_ps(s4, s4, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
+}
+
 }  // namespace
 
 void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* values, int64_t stride,
                           int64_t n_kv, int64_t head_dim, float scale, float* scores, float* out) {
-  if (head_dim % 8 != 0 || head_dim > 512) {
+  if (head_dim % 16 != 0 || head_dim > 512) {
     attend_head_f16_scalar(q, keys, values, stride, n_kv, head_dim, scale, scores, out);
     return;
   }
   alignas(32) float qr[512];
   for (int64_t d = 0; d < head_dim; ++d) qr[d] = round_to_fp16(q[d]);
+  // q.k as llama.cpp's tinyBLAS computes an F16 product: one 16-lane accumulator, a fused multiply-add
+  // per 16 dimensions, then the 16 lanes summed as a halving tree (reduce16).
   float max_score = -INFINITY;
   for (int64_t j = 0; j < n_kv; ++j) {
     const fp16_t* k = keys + j * stride;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t d = 0; d < head_dim; d += 8) {
-      const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + d)));
-      acc = _mm256_fmadd_ps(_mm256_load_ps(qr + d), kv, acc);
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int64_t d = 0; d < head_dim; d += 16) {
+      lo = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + d))), _mm256_load_ps(qr + d), lo);
+      hi = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + d + 8))), _mm256_load_ps(qr + d + 8), hi);
     }
-    const float s = hsum(acc) * scale;
+    const float s = reduce16(lo, hi) * scale;
     scores[j] = s;
     max_score = s > max_score ? s : max_score;
   }
+  // exp(s - max) as GGML's softmax computes it. llama.cpp's attention rows span the whole padded KV
+  // cache, masked positions included (exp gives 0 for them), so every real score goes through the
+  // vectorised exp in groups of 16, each group's sum added in double (expf_avx2.h). A last partial
+  // group is padded with -inf, which contributes exactly 0.
   double sum = 0.0;
-  for (int64_t j = 0; j < n_kv; ++j) {
-    const float e = std::exp(scores[j] - max_score);
-    scores[j] = e;
-    sum += (double)e;
+  const __m256 max_v = _mm256_set1_ps(max_score);
+  for (int64_t j = 0; j < n_kv; j += kGgmlExpLanes) {
+    alignas(32) float group[kGgmlExpLanes];
+    const int64_t len = std::min<int64_t>(kGgmlExpLanes, n_kv - j);
+    for (int64_t i = 0; i < kGgmlExpLanes; ++i) group[i] = i < len ? scores[j + i] : -INFINITY;
+    const __m256 e0 = expf_ggml8(_mm256_sub_ps(_mm256_load_ps(group), max_v));
+    const __m256 e1 = expf_ggml8(_mm256_sub_ps(_mm256_load_ps(group + 8), max_v));
+    _mm256_store_ps(group, e0);
+    _mm256_store_ps(group + 8, e1);
+    for (int64_t i = 0; i < len; ++i) scores[j + i] = group[i];
+    sum += (double)reduce16(e0, e1);
   }
   const float inv_sum = (float)(1.0 / sum);
-  __m256 acc[64];
+  // Probabilities (rounded to F16) times values as GGML's F16 dot product over the KV positions: four
+  // accumulators of 16 lanes, position j feeding accumulator (j / 16) % 4, lane j % 16; then accumulators
+  // 0+2 and 1+3, their sum, and the 16 lanes as a halving tree.
   const int64_t n_vec = head_dim / 8;
-  for (int64_t i = 0; i < n_vec; ++i) acc[i] = _mm256_setzero_ps();
+  alignas(32) float lanes[4][kGgmlExpLanes][512];
+  for (int a = 0; a < 4; ++a) {
+    for (int64_t l = 0; l < kGgmlExpLanes; ++l) {
+      for (int64_t i = 0; i < n_vec; ++i) _mm256_store_ps(lanes[a][l] + 8 * i, _mm256_setzero_ps());
+    }
+  }
   for (int64_t j = 0; j < n_kv; ++j) {
     const __m256 p = _mm256_set1_ps(round_to_fp16(scores[j] * inv_sum));
     const fp16_t* v = values + j * stride;
+    float* acc = lanes[(j / kGgmlExpLanes) % 4][j % kGgmlExpLanes];
     for (int64_t i = 0; i < n_vec; ++i) {
       const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 8 * i)));
-      acc[i] = _mm256_fmadd_ps(p, vv, acc[i]);
+      _mm256_store_ps(acc + 8 * i, _mm256_fmadd_ps(vv, p, _mm256_load_ps(acc + 8 * i)));
     }
   }
-  for (int64_t i = 0; i < n_vec; ++i) _mm256_storeu_ps(out + 8 * i, acc[i]);
+  for (int64_t i = 0; i < n_vec; ++i) {
+    __m256 t[16];
+    for (int l = 0; l < 16; ++l) {
+      const __m256 a02 = _mm256_add_ps(_mm256_load_ps(lanes[0][l] + 8 * i), _mm256_load_ps(lanes[2][l] + 8 * i));
+      const __m256 a13 = _mm256_add_ps(_mm256_load_ps(lanes[1][l] + 8 * i), _mm256_load_ps(lanes[3][l] + 8 * i));
+      t[l] = _mm256_add_ps(a02, a13);
+    }
+    for (int l = 0; l < 8; ++l) t[l] = _mm256_add_ps(t[l + 8], t[l]);
+    for (int l = 0; l < 4; ++l) t[l] = _mm256_add_ps(t[l + 4], t[l]);
+    for (int l = 0; l < 2; ++l) t[l] = _mm256_add_ps(t[l], t[l + 2]);
+    _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(t[0], t[1]));
+  }
 }
 
 }  // namespace pginfer

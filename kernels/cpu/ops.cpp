@@ -3,6 +3,9 @@
 
 #include <cmath>
 
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/ops_impl.h"
+
 namespace pginfer {
 
 void rms_norm_row(const float* x, const float* weight, float eps, int64_t n, float* out) {
@@ -36,6 +39,11 @@ void rope_head(float* x, int64_t head_dim, int64_t n_rot, bool neox, int32_t pos
 }
 
 void swiglu_row(const float* gate, const float* up, int64_t n, float* out) {
+  static const bool use_avx2 = simd_level() >= SimdLevel::Avx2;
+  if (use_avx2) {
+    swiglu_row_avx2(gate, up, n, out);
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = (g / (1.0f + std::exp(-g))) * up[i];
