@@ -101,12 +101,17 @@ class GgufFile {
   const GgufValue* find(std::string_view key) const;
 
   // Typed getters: return false when the key is absent; set *err (if given) and return false when the
-  // key exists with a type that does not convert (integers convert to wider integers and to floats).
-  bool get_string(std::string_view key, std::string* out) const;
-  bool get_u64(std::string_view key, uint64_t* out) const;
-  bool get_i64(std::string_view key, int64_t* out) const;
-  bool get_f64(std::string_view key, double* out) const;
-  bool get_bool(std::string_view key, bool* out) const;
+  // key exists with a type or value that does not convert. *out is written only on success.
+  // A string value.
+  bool get_string(std::string_view key, std::string* out, Status* err = nullptr) const;
+  // Any integer type holding a non-negative value.
+  bool get_u64(std::string_view key, uint64_t* out, Status* err = nullptr) const;
+  // Any integer type whose value fits in an int64 (uint64 above INT64_MAX does not).
+  bool get_i64(std::string_view key, int64_t* out, Status* err = nullptr) const;
+  // float32, float64 or any integer type.
+  bool get_f64(std::string_view key, double* out, Status* err = nullptr) const;
+  // A bool value.
+  bool get_bool(std::string_view key, bool* out, Status* err = nullptr) const;
 
   // Tensors in file order, and lookup by name (nullptr when absent).
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

@@ -31,13 +31,16 @@ class GgufWriter {
   void set_string_array(const std::string& key, const std::vector<std::string>& values);
   void set_f32_array(const std::string& key, const std::vector<float>& values);
   void set_i32_array(const std::string& key, const std::vector<int32_t>& values);
-  // Copies a metadata value from an opened file (any type, arrays included).
+  // Copies a metadata value from an opened file (any type, arrays included). A malformed value (unknown
+  // type, nested array, missing array data) is reported by `write`.
   void copy_value(const std::string& key, const GgufValue& value);
 
   // Declares a tensor of `type` with dimensions `ne` (ne[0] = row length); data comes from `fill`.
   void add_tensor(const std::string& name, TensorType type, const std::vector<int64_t>& ne, DataFn fill);
 
-  // Writes the file (to a temporary name, renamed into place on success).
+  // Writes the file (to `path` + ".tmp", renamed into place on success; removed on failure). Adds
+  // general.alignment = 32 when the caller did not set it; refuses (InvalidArgument) shapes, types, names or
+  // copied values the reader would refuse, and an alignment that is not a uint32 power of two.
   Status write(const std::string& path) const;
 
  private:
@@ -55,6 +58,7 @@ class GgufWriter {
 
   std::vector<Entry> entries_;
   std::vector<TensorDecl> tensors_;
+  std::string error_;  // the first value copy_value could not encode, reported by write
 };
 
 }  // namespace pginfer

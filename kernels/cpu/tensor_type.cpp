@@ -1,4 +1,5 @@
-// kernels/cpu/tensor_type.cpp: the table of supported tensor types.
+// kernels/cpu/tensor_type.cpp: the table of supported tensor types (GGML's numbers, names and block sizes),
+// and the lookups over it.
 #include "kernels/cpu/tensor_type.h"
 
 #include <cctype>
@@ -43,6 +44,7 @@ const char* type_name(TensorType type) {
 }
 
 bool parse_type_name(const char* name, TensorType* out) {
+  if (name == nullptr || out == nullptr) return false;
   for (const TypeRow& row : kTypes) {
     if (!row.weight) continue;
     const char* a = row.traits.name;
@@ -58,6 +60,7 @@ bool parse_type_name(const char* name, TensorType* out) {
 
 size_t row_bytes(TensorType type, int64_t n) {
   const TypeTraits* t = type_traits(type);
+  if (t == nullptr || n <= 0) return 0;  // unsupported type or empty row: no bytes rather than a crash
   return (size_t)(n / t->block_elems) * t->block_bytes;
 }
 
