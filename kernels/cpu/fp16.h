@@ -9,7 +9,7 @@
 
 namespace pginfer {
 
-// IEEE half bits -> float (exact).
+// IEEE half bits -> float (exact; signalling NaNs come back quiet, as with F16C).
 inline float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;
@@ -27,8 +27,8 @@ inline float fp16_to_fp32(uint16_t h) {
       } while ((m & 0x400u) == 0);
       bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((m & 0x3ffu) << 13);
     }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp == 31) {  // infinity, or NaN made quiet (as F16C's vcvtph2ps does)
+    bits = sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0);
   } else {
     bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
   }
@@ -37,13 +37,15 @@ inline float fp16_to_fp32(uint16_t h) {
   return f;
 }
 
-// float -> IEEE half bits, round to nearest even; overflow gives infinity, NaN stays NaN.
+// float -> IEEE half bits, round to nearest even; overflow gives infinity, NaN stays NaN. Bit-identical to
+// F16C's _cvtss_sh(f, 0) for every float (tests/unit/quant_test.cpp).
 inline uint16_t fp32_to_fp16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
   const uint32_t sign = (x >> 16) & 0x8000u;
   x &= 0x7fffffffu;
-  if (x >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u : 0));
+  // Infinity, or NaN kept quiet with the top of its payload (as F16C's vcvtps2ph does).
+  if (x >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0));
   if (x >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);  // rounds to >= 65520: infinity
   if (x < 0x38800000u) {                                   // below the smallest normal half
     if (x < 0x33000000u) return (uint16_t)sign;            // rounds to zero

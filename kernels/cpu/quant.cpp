@@ -1,5 +1,6 @@
-// kernels/cpu/quant.cpp: dequantization of every type, quantization of activations (Q8_0, Q8_K) and of
-// the simple weight types; the K-quant weight quantizers are in quant_k.cpp.
+// kernels/cpu/quant.cpp: dequantization of every type (GGML's dequantize_row_* formulas, same float
+// operations in the same order), quantization of Q8_0 activations and of the simple weight types; the
+// K-quant quantizers and Q8_K are in quant_k.cpp.
 #include "kernels/cpu/quant.h"
 
 #include <algorithm>
@@ -95,16 +96,24 @@ void dequantize_q8_k(const BlockQ8_K* x, float* y, int64_t nb) {
   }
 }
 
-// Q8_0 as llama.cpp's x86 build quantizes activations (ggml-cpu's AVX quantize_row_q8_0): the inverse
-// scale is 127 / amax (not 1 / d) and products are rounded half to even (_mm256_round_ps, nearest).
+// Q8_0 as llama.cpp's x86 builds quantize activations: ggml-cpu's AVX/AVX2 quantize_row_q8_0 (also what
+// its AVX-512 builds run) takes d = amax / 127 (stored as F16, rounded to nearest even as F16C does) but
+// multiplies by id = 127 / amax rather than 1 / d, and rounds x * id with _mm256_round_ps(_MM_ROUND_NEAREST),
+// i.e. half to even. GGML's reference quantize_row_q8_0_ref (used by llama-quantize for weights and by
+// builds without AVX) uses id = 1 / d and roundf (half away from zero) instead; the two differ in about
+// one block in ten thousand. Activation bits are what llama.cpp's results depend on, so weights get the
+// same rounding here.
 void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK8_0) {
     float amax = 0.0f;
-    for (int j = 0; j < kQK8_0; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    for (int j = 0; j < kQK8_0; ++j) {
+      const float a = std::fabs(x[j]);
+      if (a > amax) amax = a;
+    }
     const float d = amax / 127.0f;
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     y[i].d = fp32_to_fp16(d);
-    for (int j = 0; j < kQK8_0; ++j) y[i].qs[j] = (int8_t)std::nearbyint(x[j] * id);
+    for (int j = 0; j < kQK8_0; ++j) y[i].qs[j] = (int8_t)nearest_int(x[j] * id);  // |x * id| <= 127
   }
 }
 

@@ -1,14 +1,17 @@
-// kernels/cpu/quant_k.cpp: quantizers of the K-quant weight types and of Q8_K activations.
+// kernels/cpu/quant_k.cpp: quantizers of the K-quant weight types (Q4_K, Q5_K, Q6_K) and of Q8_K activations.
 //
-// Weight quantizers (Q4_K, Q5_K, Q6_K) choose per-sub-block scales (and mins) from the value range, then
-// quantize the scales themselves to 6 or 8 bits and requantize every value with the scale it will
-// actually be decoded with. llama-quantize additionally searches around each scale for the smallest
-// weighted error; we do a short search too (a few candidate scales per sub-block), so quality is close but
-// the bits are not identical to its output. Q8_K (activations) is bit-identical to GGML's.
+// The weight quantizers follow GGML's reference quantizers (quantize_row_q*_K_ref, what llama-quantize
+// runs without an importance matrix) step by step: per sub-block a weighted least-squares search over
+// candidate scales (make_qkx2_quants: scale and min for Q4_K/Q5_K; make_qx_quants: a signed scale for
+// Q6_K), the sub-block scales quantized to 6 or 8 bits against the super-block's, and every value
+// requantized with the scale it will be decoded with. Float operations are those of the reference in its
+// order (no fused multiply-adds), so the blocks usually come out bit-identical to llama-quantize's; that is
+// not a requirement, only quality is. Q8_K (activations) is bit-identical to GGML's quantize_row_q8_K.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/fp16.h"
 #include "kernels/cpu/quant_impl.h"
 
@@ -16,48 +19,138 @@ namespace pginfer {
 
 namespace {
 
-// Chooses scale and min for n values with levels 0..nmax (x ~ scale * L - min, min >= 0), trying a few
-// scales around the range-based one and keeping the one with the smallest squared error.
-void choose_scale_min(const float* x, int n, int nmax, float* scale, float* min_out) {
-  float lo = x[0], hi = x[0];
-  for (int i = 1; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
-  if (lo > 0) lo = 0;
-  if (hi == lo) {
-    *scale = 0.0f;
-    *min_out = -lo;
-    return;
+// Below this, a group of values counts as all zero (GGML's GROUP_MAX_EPS).
+constexpr float kGroupMaxEps = 1e-15f;
+
+}  // namespace
+
+// (Declared in quant_impl.h.) GGML's make_qkx2_quants without its mean-absolute-error variant, including
+// its habit of measuring later candidates from the best min found so far.
+float make_qkx2_quants_scalar(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                              float rmin, float rdelta, int nstep) {
+  uint8_t Laux[32];
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
   }
-  float best_err = INFINITY, best_scale = 0, best_min = -lo;
-  for (int step = -4; step <= 4; ++step) {
-    const float iscale = (nmax + 0.1f * step) / (hi - lo);
-    if (iscale <= 0) continue;
-    // Least-squares scale and min for the levels this iscale gives.
-    double sl = 0, sl2 = 0, sx = 0, sxl = 0;
-    int levels[32];
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax);
-      levels[i] = l;
-      sl += l, sl2 += (double)l * l, sx += x[i], sxl += (double)x[i] * l;
-    }
-    const double det = n * sl2 - sl * sl;
-    float s = 1.0f / iscale, m = -lo;
-    if (det > 0) {
-      s = (float)((n * sxl - sx * sl) / det);
-      m = (float)(-(sx * sl2 - sl * sxl) / det);
-    }
-    if (m < 0) {  // min must stay non-negative: refit the scale with min = 0
-      m = 0;
-      s = sl2 > 0 ? (float)(sxl / sl2) : 0.0f;
-    }
-    float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float d = s * levels[i] - m - x[i];
-      err += d * d;
-    }
-    if (err < best_err) best_err = err, best_scale = s, best_min = m;
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::memset(L, 0, n);
+    *the_min = -min;
+    return 0.0f;
   }
-  *scale = std::max(best_scale, 0.0f);
-  *min_out = best_min;
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - min));
+    L[i] = (uint8_t)std::max(0, std::min(nmax, l));
+    float diff = scale * L[i] + min - x[i];
+    diff = diff * diff;
+    best_error += weights[i] * diff;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * (x[i] - min));
+      l = std::max(0, std::min(nmax, l));
+      Laux[i] = (uint8_t)l;
+      const float w = weights[i];
+      sum_l += w * l;
+      sum_l2 += w * l * l;
+      sum_xl += w * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        float diff = this_scale * Laux[i] + this_min - x[i];
+        diff = diff * diff;
+        cur_error += weights[i] * diff;
+      }
+      if (cur_error < best_error) {
+        std::memcpy(L, Laux, n);
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+// (Declared in quant_impl.h.) GGML's make_qx_quants with rmse_type 1 and no importance weights.
+float make_qx_quants_scalar(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) amax = ax, max = x[i];
+  }
+  if (amax < kGroupMaxEps) {
+    std::memset(L, 0, n);
+    return 0.0f;
+  }
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = std::max(-nmax, std::min(nmax - 1, l));
+    L[i] = (int8_t)(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      int l = nearest_int(iscale * x[i]);
+      l = std::max(-nmax, std::min(nmax - 1, l));
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) {
+        const int l = nearest_int(iscale * x[i]);
+        L[i] = (int8_t)(nmax + std::max(-nmax, std::min(nmax - 1, l)));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+namespace {
+
+// The candidate searches: 8 candidates at a time with AVX2 (same results), else the scalar code.
+using Qkx2Fn = float (*)(int, int, const float*, const float*, uint8_t*, float*, float, float, int);
+using QxFn = float (*)(int, int, const float*, int8_t*);
+Qkx2Fn qkx2_fn() {
+  static const Qkx2Fn fn = simd_level() >= SimdLevel::Avx2 ? make_qkx2_quants_avx2 : make_qkx2_quants_scalar;
+  return fn;
+}
+QxFn qx_fn() {
+  static const QxFn fn = simd_level() >= SimdLevel::Avx2 ? make_qx_quants_avx2 : make_qx_quants_scalar;
+  return fn;
 }
 
 // Packs the 6-bit scales and mins of 8 sub-blocks into 12 bytes (the inverse of k_scale_min).
@@ -75,30 +168,43 @@ void pack_scales_k4(const uint8_t* ls, const uint8_t* lm, uint8_t* scales) {
   }
 }
 
-// Shared by Q4_K and Q5_K: 8 sub-blocks of 32 with levels 0..nmax; fills d, dmin, scales and levels L.
-void quantize_k_scales(const float* x, int nmax, fp16_t* d_out, fp16_t* dmin_out, uint8_t* scales, uint8_t* L) {
-  float sc[8], mn[8];
-  float max_sc = 0, max_mn = 0;
+// Shared by Q4_K (nmax 15) and Q5_K (nmax 31): one super-block of 8 x 32 values; fills d, dmin, the packed
+// scales and the levels L. rmin/rdelta/nstep are GGML's search settings for the type.
+void quantize_k_superblock(const float* x, int nmax, float rmin, float rdelta, int nstep, fp16_t* d_out,
+                           fp16_t* dmin_out, uint8_t* packed, uint8_t* L) {
+  float scales[8], mins[8], weights[32];
+  const Qkx2Fn search = qkx2_fn();
+  float max_scale = 0, max_min = 0;  // as the min is subtracted, scales are positive
   for (int j = 0; j < 8; ++j) {
-    choose_scale_min(x + 32 * j, 32, nmax, &sc[j], &mn[j]);
-    max_sc = std::max(max_sc, sc[j]);
-    max_mn = std::max(max_mn, mn[j]);
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
+    scales[j] = search(32, nmax, xs, weights, L + 32 * j, &mins[j], rmin, rdelta, nstep);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
   }
-  const float inv_sc = max_sc > 0 ? 63.0f / max_sc : 0.0f;
-  const float inv_mn = max_mn > 0 ? 63.0f / max_mn : 0.0f;
+  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+  const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
   uint8_t ls[8], lm[8];
   for (int j = 0; j < 8; ++j) {
-    ls[j] = (uint8_t)std::min(63, nearest_int(inv_sc * sc[j]));
-    lm[j] = (uint8_t)std::min(63, nearest_int(inv_mn * mn[j]));
+    ls[j] = std::min<uint8_t>(63, (uint8_t)nearest_int(inv_scale * scales[j]));
+    lm[j] = std::min<uint8_t>(63, (uint8_t)nearest_int(inv_min * mins[j]));
   }
-  pack_scales_k4(ls, lm, scales);
-  *d_out = fp32_to_fp16(max_sc / 63.0f);
-  *dmin_out = fp32_to_fp16(max_mn / 63.0f);
-  const float d = fp16_to_fp32(*d_out), dmin = fp16_to_fp32(*dmin_out);
+  pack_scales_k4(ls, lm, packed);
+  *d_out = fp32_to_fp16(max_scale / 63.0f);
+  *dmin_out = fp32_to_fp16(max_min / 63.0f);
+  // Requantize with the scales as decoded; a sub-block whose scale rounds to 0 keeps its search levels.
   for (int j = 0; j < 8; ++j) {
-    const float dq = d * ls[j], dm = dmin * lm[j];
+    uint8_t sc, m;
+    k_scale_min(j, packed, &sc, &m);
+    const float d = fp16_to_fp32(*d_out) * sc;
+    if (d == 0) continue;
+    const float dm = fp16_to_fp32(*dmin_out) * m;
     for (int i = 0; i < 32; ++i) {
-      L[32 * j + i] = (uint8_t)(dq > 0 ? std::clamp(nearest_int((x[32 * j + i] + dm) / dq), 0, nmax) : 0);
+      const int l = nearest_int((x[32 * j + i] + dm) / d);
+      L[32 * j + i] = (uint8_t)std::max(0, std::min(nmax, l));
     }
   }
 }
@@ -108,7 +214,7 @@ void quantize_k_scales(const float* x, int nmax, fp16_t* d_out, fp16_t* dmin_out
 void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t nb) {
   uint8_t L[kQK_K];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    quantize_k_scales(x, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+    quantize_k_superblock(x, 15, -1.0f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
     uint8_t* q = y[i].qs;
     for (int j = 0; j < kQK_K; j += 64, q += 32) {
       for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
@@ -119,7 +225,7 @@ void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t nb) {
 void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t nb) {
   uint8_t L[kQK_K];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    quantize_k_scales(x, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
+    quantize_k_superblock(x, 31, -0.5f, 0.1f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
     std::memset(y[i].qh, 0, sizeof(y[i].qh));
     uint8_t* ql = y[i].qs;
     uint8_t m1 = 1, m2 = 2;
@@ -135,44 +241,30 @@ void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t nb) {
 }
 
 void quantize_q6_k(const float* x, BlockQ6_K* y, int64_t nb) {
+  int8_t L[kQK_K];
+  const QxFn search = qx_fn();
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    // Per sub-block of 16: the value of largest magnitude maps to level -32 (as GGML's make_qx_quants
-    // starts from), then a few nearby scales are tried for the smallest squared error.
     float scales[16];
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < 16; ++ib) {
-      const float* v = x + 16 * ib;
-      float amax = 0, vmax = 0;
-      for (int j = 0; j < 16; ++j) {
-        if (std::fabs(v[j]) > amax) amax = std::fabs(v[j]), vmax = v[j];
-      }
-      float best = amax > 0 ? vmax / -32.0f : 0.0f, best_err = INFINITY;
-      for (int step = -3; step <= 3 && amax > 0; ++step) {
-        const float s = vmax / (-32.0f + 0.5f * step);
-        float err = 0;
-        for (int j = 0; j < 16; ++j) {
-          const float q = (float)std::clamp(nearest_int(v[j] / s), -32, 31);
-          err += (q * s - v[j]) * (q * s - v[j]);
-        }
-        if (err < best_err) best_err = err, best = s;
-      }
-      scales[ib] = best;
-      if (std::fabs(best) > max_abs_scale) max_abs_scale = std::fabs(best), max_scale = best;
+      scales[ib] = search(16, 32, x + 16 * ib, L + 16 * ib);
+      const float abs_scale = std::fabs(scales[ib]);
+      if (abs_scale > max_abs_scale) max_abs_scale = abs_scale, max_scale = scales[ib];
     }
-    if (max_abs_scale == 0) {
+    if (max_abs_scale < kGroupMaxEps) {
       std::memset(&y[i], 0, sizeof(BlockQ6_K));
       continue;
     }
     const float iscale = -128.0f / max_scale;
-    y[i].d = fp32_to_fp16(1.0f / iscale);
-    const float d = fp16_to_fp32(y[i].d);
-    uint8_t L[kQK_K];
-    for (int ib = 0; ib < 16; ++ib) {
-      y[i].scales[ib] = (int8_t)std::min(127, nearest_int(iscale * scales[ib]));
-      const float dq = d * y[i].scales[ib];
-      for (int j = 0; j < 16; ++j) {
-        const int q = dq != 0 ? std::clamp(nearest_int(x[16 * ib + j] / dq), -32, 31) : 0;
-        L[16 * ib + j] = (uint8_t)(q + 32);
+    y[i].d = fp32_to_fp16(1 / iscale);
+    for (int ib = 0; ib < 16; ++ib) y[i].scales[ib] = (int8_t)std::min(127, nearest_int(iscale * scales[ib]));
+    // Requantize with the scales as decoded; a sub-block whose scale rounds to 0 keeps its search levels.
+    for (int j = 0; j < 16; ++j) {
+      const float d = fp16_to_fp32(y[i].d) * y[i].scales[j];
+      if (d == 0) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int(x[16 * j + ii] / d);
+        L[16 * j + ii] = (int8_t)(std::max(-32, std::min(31, l)) + 32);
       }
     }
     uint8_t* ql = y[i].ql;
@@ -190,8 +282,10 @@ void quantize_q6_k(const float* x, BlockQ6_K* y, int64_t nb) {
   }
 }
 
-// Bit-identical to GGML's quantize_row_q8_K_ref (also what its x86 build uses): the value of largest
-// magnitude maps to -127, rounding half to even, sums of each 16 quants kept for the K-quant dots.
+// Bit-identical to GGML's quantize_row_q8_K_ref (what its x86 builds use too): the value of largest
+// magnitude (the first one, on ties) maps to -127, iscale = -127 / max, q = nearest_int(iscale * x) (ties
+// to even) capped at 127, d = 1 / iscale, and the sums of each 16 quants for the K-quant dot products. An
+// all-zero block gets d = 0 and zero quants (and, unlike GGML, which leaves them, zero sums).
 void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
     float max = 0, amax = 0;
@@ -212,7 +306,7 @@ void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
       for (int l = 0; l < 16; ++l) sum += y[i].qs[16 * j + l];
       y[i].bsums[j] = (int16_t)sum;
     }
-    y[i].d = 1.0f / iscale;
+    y[i].d = 1 / iscale;
   }
 }
 

@@ -4,6 +4,10 @@
 // to the weight type's "vec_dot type" (F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0 and Q4_0 -> Q8_0,
 // Q4_K/Q5_K/Q6_K -> Q8_K) and then takes integer (or half) dot products. We do the same, so our logits
 // round as llama.cpp's do. Implementations: AVX-512, AVX2 and scalar, chosen at run time (cpu_features.h).
+// Each row's result is bit-identical to llama.cpp's ggml_vec_dot_* for that row (its one-token path): the
+// AVX-512 level to GGML's AVX-512 x86 build, the AVX2 and scalar levels to its AVX2 build (the same float
+// operations in the same order; see vec_dot.cpp). Where an order could differ, results would still equal
+// GGML's up to the order of float additions.
 #pragma once
 
 #include <cstddef>

@@ -1,221 +1,423 @@
-// kernels/cpu/vec_dot_avx2.cpp: row dots with AVX2, FMA and F16C. Integer products use the usual sign
-// trick (|w| times sign(w)*a through maddubs), which cannot saturate for these value ranges.
+// kernels/cpu/vec_dot_avx2.cpp: row dots with AVX2, FMA and F16C, several weight rows per pass.
+//
+// Every result is bit-identical to what llama.cpp's AVX2 CPU build (GGML's "haswell" variant) computes for
+// one row with ggml_vec_dot_*: each row goes through GGML's float operations in GGML's order, and the
+// integer work (exact) yields GGML's 32-bit lanes (lane l of a 32-value group holds the products of values
+// 4l..4l+3). Q8_0/Q4_0 accumulate acc = fma(d_w * d_a, lanes, acc) per block; the K-quants accumulate
+// acc = fma(d, lanes, acc) per super-block with GGML's mins accumulators; F32/F16 use GGML's 4 x 8-lane
+// accumulators over steps of 32 values, BF16 its 4 mul+add accumulators. Integer products use the sign
+// trick (|w| times a with w's sign through maddubs), which cannot saturate for these value ranges.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/vec_dot_impl.h"
+
+// Small loops over rows and chunks must be unrolled so that their accumulators stay in registers (-O2 alone
+// keeps them in memory).
+#define PGINFER_UNROLL _Pragma("GCC unroll 16")
 
 namespace pginfer {
 
 namespace {
 
+// Rows computed side by side, from as many bands of the matrix (see for_row_groups); the float kernels
+// and Q6_K keep two, within the 16 vector registers.
+constexpr int kGroupQ = 4, kGroupF = 2;
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// GGML's hsum_float_8.
 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
 
-inline float half(uint16_t h) { return _cvtsh_ss(h); }
+// The same tree on 4 lanes.
+inline float hsum4(__m128 r) {
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
 
-// Sums of products of signed bytes, 4 adjacent pairs per 32-bit lane, as floats.
-inline __m256 dot_i8_to_ps(__m256i x, __m256i y) {
+// GGML's GGML_F32x8_REDUCE on 4 accumulators: (0+2, 1+3), 0+1, halves, then two horizontal adds.
+inline float reduce_f32x8(__m256* x) {
+  x[0] = _mm256_add_ps(x[0], x[2]);
+  x[1] = _mm256_add_ps(x[1], x[3]);
+  x[0] = _mm256_add_ps(x[0], x[1]);
+  const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(x[0]), _mm256_extractf128_ps(x[0], 1));
+  const __m128 t1 = _mm_hadd_ps(t0, t0);
+  return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+}
+
+// Runs f<G>(first row, row step, first output, output step) over groups of G rows taken from G equal
+// bands of the matrix (rows i, i + band, i + 2 * band, ...), then f<1> over the remaining rows. Each band is
+// read front to back, so memory sees G long sequential streams, which the hardware prefetchers follow;
+// groups of adjacent rows (many short streams) measured several times slower from memory.
+template <int G, typename F>
+inline void for_row_groups(int64_t rows, const uint8_t* w, size_t stride, float* out, F&& f) {
+  const int64_t band = rows / G;
+  if (G > 1 && band > 0) {
+    for (int64_t i = 0; i < band; ++i) f.template operator()<G>(w + i * stride, band * stride, out + i, band);
+  }
+  for (int64_t r = G > 1 ? G * band : 0; r < rows; ++r) f.template operator()<1>(w + r * stride, stride, out + r, 1);
+}
+
+// Sums of 4 products of signed bytes per 32-bit lane (GGML's mul_sum_i8_pairs before the conversion).
+inline __m256i dot_i8(__m256i x, __m256i y) {
   const __m256i ax = _mm256_sign_epi8(x, x);
   const __m256i sy = _mm256_sign_epi8(y, x);
-  const __m256i dot16 = _mm256_maddubs_epi16(ax, sy);
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
 // The 32 nibbles of 16 bytes as bytes: low nibbles first, then high nibbles.
 inline __m256i nibbles_to_bytes(const uint8_t* p) {
-  const __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i tmp = load128(p);
   const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
-// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K super-block, unpacked from 12 bytes.
-inline void unpack_k4_scales(const uint8_t* packed, uint8_t* out16) {
-  uint32_t u[4];
-  std::memcpy(u, packed, 12);
-  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-  u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);  // mins 4-7
-  const uint32_t mins03 = u[1] & m6;                       // mins 0-3
-  u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);          // scales 4-7
-  u[2] = mins03;
-  u[0] &= m6;  // scales 0-3
-  std::memcpy(out16, u, 16);
+// ---- Q8_0, Q4_0 ---------------------------------------------------------------------------------------
+
+template <bool kQ4, int R>
+void q0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, float* out, int64_t ostep) {
+  using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
+  const Block* x[R];
+  __m256 acc[R];
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const Block*>(w0 + r * stride), acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i a = load256(y[b].qs);
+    const float da = half(y[b].d);
+    PGINFER_UNROLL
+    for (int r = 0; r < R; ++r) {
+      __m256i q;
+      if constexpr (kQ4) {
+        q = _mm256_sub_epi8(nibbles_to_bytes(x[r][b].qs), _mm256_set1_epi8(8));
+      } else {
+        q = load256(x[r][b].qs);
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half(x[r][b].d) * da), _mm256_cvtepi32_ps(dot_i8(q, a)), acc[r]);
+    }
+  }
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) out[r * ostep] = hsum(acc[r]);
 }
 
-// Q4_K and Q5_K share everything but the fifth bit.
-template <bool kFifthBit, typename Block>
-float dot_qk_avx2(int64_t n, const Block* x, const BlockQ8_K* y) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps();
-  float acc_min = 0.0f;
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    uint8_t sm[16];
-    unpack_k4_scales(x[b].scales, sm);
-    int32_t summ = 0;
-    for (int j = 0; j < 8; ++j) summ += sm[8 + j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
-    acc_min += y[b].d * half(x[b].dmin) * (float)summ;
-    __m256i hbits;
-    if constexpr (kFifthBit) hbits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh));
-    __m256i sumi = _mm256_setzero_si256();
-    const uint8_t* q = x[b].qs;
-    const int8_t* a = y[b].qs;
-    for (int j = 0; j < 4; ++j, q += 32, a += 64) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-      __m256i lo = _mm256_and_si256(bits, low4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low4);
-      if constexpr (kFifthBit) {
-        const __m256i one = _mm256_set1_epi8(1);
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
-      }
-      const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
-      const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sm[2 * j])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sm[2 * j + 1])));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * half(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+// ---- Q4_K, Q5_K ---------------------------------------------------------------------------------------
+
+// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K super-block, as GGML unpacks them
+// (its utmp words), from the 12 packed bytes u0, u1, u2 (16 bytes are read; the block continues after
+// them): scales 0-3 = u0 & 0x3f.., scales 4-7 = (u2 & 0x0f..) | top bits of u0, mins 0-3 = u1 & 0x3f..,
+// mins 4-7 = (u2 >> 4 & 0x0f..) | top bits of u1 (a byte's bits 6-7 move to bits 4-5).
+inline __m128i unpack_scales_mins(const uint8_t* packed) {
+  const __m128i v = load128(packed);
+  const __m128i low =
+      _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                    _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(low, top);
+}
+
+// Q4_K (Q5_K when kQ5), R rows: per 64 values, the low nibbles of 32 bytes (scale 2j) and the high nibbles
+// (scale 2j+1), as GGML's AVX2 kernel.
+template <bool kQ5, int R>
+void qk_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y, float* out, int64_t ostep) {
+  using Block = std::conditional_t<kQ5, BlockQ5_K, BlockQ4_K>;
+  const Block* x[R];
+  __m256 acc[R];
+  __m128 acc_m[R];
+  float summs[R];
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) {
+    x[r] = reinterpret_cast<const Block*>(w0 + r * stride);
+    acc[r] = _mm256_setzero_ps(), acc_m[r] = _mm_setzero_ps(), summs[r] = 0.0f;
   }
-  return hsum(acc) - acc_min;
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m128i q8s = _mm_hadd_epi16(load128(y[b].bsums), load128(y[b].bsums + 8));
+    const float yd = y[b].d;
+    PGINFER_UNROLL
+    for (int r = 0; r < R; ++r) {
+      const Block& xb = x[r][b];
+      const __m256i sm16 = _mm256_cvtepu8_epi16(unpack_scales_mins(xb.scales));
+      const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), q8s);
+      const float dmin = -yd * half(xb.dmin);
+      if constexpr (kQ5) {
+        const __m128i h = _mm_hadd_epi32(_mm_hadd_epi32(prod, _mm_setzero_si128()), _mm_setzero_si128());
+        summs[r] = std::fma(dmin, (float)_mm_cvtsi128_si32(h), summs[r]);
+      } else {
+        acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
+      }
+      uint16_t sc[8];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(sc), _mm256_castsi256_si128(sm16));
+      __m256i hbits;
+      if constexpr (kQ5) hbits = load256(xb.qh);
+      __m256i sumi = _mm256_setzero_si256();
+      PGINFER_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        const __m256i bits = load256(xb.qs + 32 * j);
+        __m256i lo = _mm256_and_si256(bits, low4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low4);
+        if constexpr (kQ5) {
+          const __m256i one = _mm256_set1_epi8(1);
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+        }
+        const __m256i p0 = _mm256_maddubs_epi16(lo, load256(y[b].qs + 64 * j));
+        const __m256i p1 = _mm256_maddubs_epi16(hi, load256(y[b].qs + 64 * j + 32));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * j])));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * j + 1])));
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(yd * half(xb.d)), _mm256_cvtepi32_ps(sumi), acc[r]);
+    }
+  }
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) out[r * ostep] = kQ5 ? hsum(acc[r]) + summs[r] : hsum(acc[r]) + hsum4(acc_m[r]);
+}
+
+// ---- Q6_K ---------------------------------------------------------------------------------------------
+
+// Q6_K, R rows, per 128 values (c) the four 32-value vectors of GGML's AVX2 kernel on the unsigned 6-bit
+// quants; the -32 offset is then removed per lane through the block sums, as GGML does.
+template <int R>
+void q6k_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y, float* out, int64_t ostep) {
+  const BlockQ6_K* x[R];
+  __m256 acc[R];
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const BlockQ6_K*>(w0 + r * stride), acc[r] = _mm256_setzero_ps();
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i three = _mm256_set1_epi8(3);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i sumi[R];
+    PGINFER_UNROLL
+    for (int r = 0; r < R; ++r) sumi[r] = _mm256_setzero_si256();
+    PGINFER_UNROLL
+    for (int c = 0; c < 2; ++c) {
+      __m256i a[4];
+      PGINFER_UNROLL
+      for (int k = 0; k < 4; ++k) a[k] = load256(y[b].qs + 128 * c + 32 * k);
+      PGINFER_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const BlockQ6_K& xb = x[r][b];
+        const __m256i l0 = load256(xb.ql + 64 * c);
+        const __m256i l1 = load256(xb.ql + 64 * c + 32);
+        const __m256i h = load256(xb.qh + 32 * c);
+        const __m256i q[4] = {
+            _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
+            _mm256_or_si256(_mm256_and_si256(l1, low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), three), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), three), 4)),
+        };
+        const int8_t* sc = xb.scales + 8 * c;
+        PGINFER_UNROLL
+        for (int k = 0; k < 4; ++k) {
+          const __m256i p = _mm256_maddubs_epi16(q[k], a[k]);
+          // Lanes 0-3 cover values 32k..32k+15 (scale 2k), lanes 4-7 values 32k+16.. (scale 2k+1).
+          const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, s));
+        }
+      }
+    }
+    const __m256i bsums = load256(y[b].bsums);
+    PGINFER_UNROLL
+    for (int r = 0; r < R; ++r) {
+      // Lane m: 32 * (bsums[2m] * scale[2m] + bsums[2m+1] * scale[2m+1]).
+      const __m256i sc16 = _mm256_cvtepi8_epi16(load128(x[r][b].scales));
+      sumi[r] = _mm256_sub_epi32(sumi[r], _mm256_slli_epi32(_mm256_madd_epi16(bsums, sc16), 5));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * half(x[r][b].d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+  }
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) out[r * ostep] = hsum(acc[r]);
+}
+
+// ---- F32, F16, BF16 -----------------------------------------------------------------------------------
+
+// GGML's AVX ggml_vec_dot_f32 / ggml_vec_dot_f16, R rows: 4 accumulators of 8 lanes over steps of 32
+// values, GGML_F32x8_REDUCE, leftovers one by one (F32 in float, F16 in double).
+template <bool kHalf, int R>
+void float_group(int64_t n, const uint8_t* w0, size_t stride, const void* act, float* out, int64_t ostep) {
+  const size_t es = kHalf ? 2 : 4;
+  const uint8_t* y = static_cast<const uint8_t*>(act);
+  auto load = [](const uint8_t* p) {
+    if constexpr (kHalf) {
+      return _mm256_cvtph_ps(load128(p));
+    } else {
+      return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+    }
+  };
+  __m256 sum[R][4];
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) {
+    PGINFER_UNROLL
+    for (int j = 0; j < 4; ++j) sum[r][j] = _mm256_setzero_ps();
+  }
+  const int64_t np = n & ~(int64_t)31;
+  for (int64_t i = 0; i < np; i += 32) {
+    PGINFER_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const __m256 ay = load(y + (i + 8 * j) * es);
+      PGINFER_UNROLL
+      for (int r = 0; r < R; ++r) sum[r][j] = _mm256_fmadd_ps(load(w0 + r * stride + (i + 8 * j) * es), ay, sum[r][j]);
+    }
+  }
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* x = w0 + r * stride;
+    if constexpr (kHalf) {
+      double sumf = reduce_f32x8(sum[r]);
+      const uint16_t* xh = reinterpret_cast<const uint16_t*>(x);
+      const uint16_t* yh = reinterpret_cast<const uint16_t*>(y);
+      for (int64_t i = np; i < n; ++i) sumf += (double)(half(xh[i]) * half(yh[i]));
+      out[r * ostep] = (float)sumf;
+    } else {
+      float sumf = reduce_f32x8(sum[r]);
+      const float* xf = reinterpret_cast<const float*>(x);
+      const float* yf = reinterpret_cast<const float*>(y);
+      // GCC's code for GGML's leftover loop: groups of 8, then one of 4, multiplied then added in order;
+      // the last 0-3 values with fused multiply-adds.
+      const int64_t rest = n - np, plain = np + (rest & ~(int64_t)7) + ((rest & 7) >= 4 ? 4 : 0);
+      for (int64_t i = np; i < plain; ++i) sumf += xf[i] * yf[i];
+      for (int64_t i = plain; i < n; ++i) sumf = std::fma(xf[i], yf[i], sumf);
+      out[r * ostep] = sumf;
+    }
+  }
+}
+
+inline __m256 load_bf16(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load128(p)), 16));
+}
+
+inline float bf16_scalar(uint16_t h) {
+  const uint32_t bits = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// GGML's AVX2 ggml_vec_dot_bf16, R rows: accumulators c1..c4 (+= x * y) over steps of 32 values, then
+// (c1 + c3) + (c2 + c4) and hsum_float_8, added in double with the leftovers.
+template <int R>
+void bf16_group(int64_t n, const uint8_t* w0, size_t stride, const void* act, float* out, int64_t ostep) {
+  const uint16_t* y = static_cast<const uint16_t*>(act);
+  __m256 c[R][4];
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) {
+    PGINFER_UNROLL
+    for (int j = 0; j < 4; ++j) c[r][j] = _mm256_setzero_ps();
+  }
+  const int64_t np = n & ~(int64_t)31;
+  for (int64_t i = 0; i < np; i += 32) {
+    PGINFER_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const __m256 ay = load_bf16(y + i + 8 * j);
+      PGINFER_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const uint16_t* x = reinterpret_cast<const uint16_t*>(w0 + r * stride);
+        c[r][j] = _mm256_add_ps(_mm256_mul_ps(load_bf16(x + i + 8 * j), ay), c[r][j]);
+      }
+    }
+  }
+  PGINFER_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const uint16_t* x = reinterpret_cast<const uint16_t*>(w0 + r * stride);
+    double sumf = 0;
+    if (np > 0) sumf += (double)hsum(_mm256_add_ps(_mm256_add_ps(c[r][0], c[r][2]), _mm256_add_ps(c[r][1], c[r][3])));
+    for (int64_t i = np; i < n; ++i) sumf += (double)(bf16_scalar(x[i]) * bf16_scalar(y[i]));
+    out[r * ostep] = (float)sumf;
+  }
 }
 
 }  // namespace
 
-float dot_f32_avx2(int64_t n, const void* w, const void* a) {
-  const float* x = static_cast<const float*>(w);
-  const float* y = static_cast<const float*>(a);
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
-  }
-  float s = hsum(_mm256_add_ps(s0, s1));
-  for (; i < n; ++i) s += x[i] * y[i];
-  return s;
-}
-
-float dot_f16_avx2(int64_t n, const void* w, const void* a) {
-  const uint16_t* x = static_cast<const uint16_t*>(w);
-  const uint16_t* y = static_cast<const uint16_t*>(a);
-  auto load = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(load(x + i), load(y + i), s0);
-    s1 = _mm256_fmadd_ps(load(x + i + 8), load(y + i + 8), s1);
-  }
-  float s = hsum(_mm256_add_ps(s0, s1));
-  for (; i < n; ++i) s += half(x[i]) * half(y[i]);
-  return s;
-}
-
-float dot_bf16_avx2(int64_t n, const void* w, const void* a) {
-  const uint16_t* x = static_cast<const uint16_t*>(w);
-  const uint16_t* y = static_cast<const uint16_t*>(a);
-  auto load = [](const uint16_t* p) {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-  };
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(load(x + i), load(y + i), s0);
-    s1 = _mm256_fmadd_ps(load(x + i + 8), load(y + i + 8), s1);
-  }
-  float s = hsum(_mm256_add_ps(s0, s1));
-  for (; i < n; ++i) {
-    uint32_t bx = (uint32_t)x[i] << 16, by = (uint32_t)y[i] << 16;
-    float fx, fy;
-    std::memcpy(&fx, &bx, 4);
-    std::memcpy(&fy, &by, 4);
-    s += fx * fy;
-  }
-  return s;
-}
-
-float dot_q8_0_avx2(int64_t n, const void* w, const void* a) {
-  // One accumulator, one fused multiply-add per block, as GGML's AVX2 kernel and llamafile's tinyBLAS
-  // accumulate: keeps our sums in llama.cpp's order (see kernels/cpu/gemm.h on why order matters).
-  const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
-  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK8_0; ++b) {
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b].d) * half(y[b].d)), dot_i8_to_ps(qx, qy), acc);
-  }
-  return hsum(acc);
-}
-
-float dot_q4_0_avx2(int64_t n, const void* w, const void* a) {
-  const BlockQ4_0* x = static_cast<const BlockQ4_0*>(w);
-  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  const __m256i eight = _mm256_set1_epi8(8);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK4_0; ++b) {
-    const __m256i qx = _mm256_sub_epi8(nibbles_to_bytes(x[b].qs), eight);
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b].d) * half(y[b].d)), dot_i8_to_ps(qx, qy), acc);
-  }
-  return hsum(acc);
-}
-
-float dot_q4_k_avx2(int64_t n, const void* w, const void* a) {
-  return dot_qk_avx2<false>(n, static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(a));
-}
-
-float dot_q5_k_avx2(int64_t n, const void* w, const void* a) {
-  return dot_qk_avx2<true>(n, static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a));
-}
-
-float dot_q6_k_avx2(int64_t n, const void* w, const void* a) {
-  const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
-  const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  const __m256i two = _mm256_set1_epi8(3);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const int8_t* sc = x[b].scales;
-    int32_t offset = 0;  // sum of scale * bsum: the -32 of every quant
-    for (int j = 0; j < 16; ++j) offset += sc[j] * y[b].bsums[j];
-    __m256i sumi = _mm256_setzero_si256();
-    const uint8_t* ql = x[b].ql;
-    const uint8_t* qh = x[b].qh;
-    const int8_t* a8 = y[b].qs;
-    for (int c = 0; c < 2; ++c, ql += 64, qh += 32, a8 += 128) {
-      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4)),
-          _mm256_or_si256(_mm256_and_si256(l1, low4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4)),
-      };
-      for (int k = 0; k < 4; ++k) {
-        const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a8 + 32 * k)));
-        const int g = c * 8 + 2 * k;  // the two groups of 16 this vector covers
-        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+bool dot_rows_isa_avx2(TensorType type, int64_t n, const uint8_t* w, size_t stride, int64_t rows, const void* act,
+                       float* out) {
+  switch (type) {
+    case TensorType::F32:
+      for_row_groups<kGroupF>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+        float_group<false, R>(n, w0, rs, act, o, os);
+      });
+      return true;
+    case TensorType::F16:
+      for_row_groups<kGroupF>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+        float_group<true, R>(n, w0, rs, act, o, os);
+      });
+      return true;
+    case TensorType::BF16:
+      for_row_groups<kGroupF>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+        bf16_group<R>(n, w0, rs, act, o, os);
+      });
+      return true;
+    case TensorType::Q8_0:
+    case TensorType::Q4_0: {
+      const BlockQ8_0* y = static_cast<const BlockQ8_0*>(act);
+      const int64_t nb = n / kQK8_0;
+      if (type == TensorType::Q8_0) {
+        for_row_groups<kGroupQ>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+          q0_group<false, R>(nb, w0, rs, y, o, os);
+        });
+      } else {
+        for_row_groups<kGroupQ>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+          q0_group<true, R>(nb, w0, rs, y, o, os);
+        });
       }
+      return true;
     }
-    sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b].d) * y[b].d), _mm256_cvtepi32_ps(sumi), acc);
+    case TensorType::Q4_K:
+    case TensorType::Q5_K: {
+      const BlockQ8_K* y = static_cast<const BlockQ8_K*>(act);
+      const int64_t nb = n / kQK_K;
+      if (type == TensorType::Q4_K) {
+        for_row_groups<kGroupQ>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+          qk_group<false, R>(nb, w0, rs, y, o, os);
+        });
+      } else {
+        for_row_groups<kGroupQ>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+          qk_group<true, R>(nb, w0, rs, y, o, os);
+        });
+      }
+      return true;
+    }
+    case TensorType::Q6_K: {
+      const BlockQ8_K* y = static_cast<const BlockQ8_K*>(act);
+      const int64_t nb = n / kQK_K;
+      for_row_groups<kGroupF>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+        q6k_group<R>(nb, w0, rs, y, o, os);
+      });
+      return true;
+    }
+    default: return false;
   }
-  return hsum(acc);
 }
 
-}  // namespace pginfer
-
-namespace pginfer {
+// Single-row entry points (RowDotFn): the row kernels above on one row.
+#define PGINFER_AVX2_ROW_FN(name, type)                                        \
+  float name(int64_t n, const void* w, const void* a) {                        \
+    float out;                                                                 \
+    dot_rows_isa_avx2(type, n, static_cast<const uint8_t*>(w), 0, 1, a, &out); \
+    return out;                                                                \
+  }
+PGINFER_AVX2_ROW_FN(dot_f32_avx2, TensorType::F32)
+PGINFER_AVX2_ROW_FN(dot_f16_avx2, TensorType::F16)
+PGINFER_AVX2_ROW_FN(dot_bf16_avx2, TensorType::BF16)
+PGINFER_AVX2_ROW_FN(dot_q8_0_avx2, TensorType::Q8_0)
+PGINFER_AVX2_ROW_FN(dot_q4_0_avx2, TensorType::Q4_0)
+PGINFER_AVX2_ROW_FN(dot_q4_k_avx2, TensorType::Q4_K)
+PGINFER_AVX2_ROW_FN(dot_q5_k_avx2, TensorType::Q5_K)
+PGINFER_AVX2_ROW_FN(dot_q6_k_avx2, TensorType::Q6_K)
+#undef PGINFER_AVX2_ROW_FN
 
 void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* acts,
                                size_t act_stride, int64_t n_tokens, float* out, int64_t ldo) {
@@ -227,6 +429,7 @@ void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, i
     for (; t + kTokens <= n_tokens; t += kTokens) {
       const BlockQ8_0* y[kTokens];
       __m256 acc[kTokens];
+      PGINFER_UNROLL
       for (int i = 0; i < kTokens; ++i) {
         y[i] = reinterpret_cast<const BlockQ8_0*>(acts + (t + i) * act_stride);
         acc[i] = _mm256_setzero_ps();
@@ -235,12 +438,14 @@ void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, i
         const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
         const __m256i ax = _mm256_sign_epi8(qx, qx);
         const float dx = half(x[b].d);
+        PGINFER_UNROLL
         for (int i = 0; i < kTokens; ++i) {
           const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i][b].qs)), qx);
           const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1)));
           acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dx * half(y[i][b].d)), s, acc[i]);
         }
       }
+      PGINFER_UNROLL
       for (int i = 0; i < kTokens; ++i) out[(t + i) * ldo + r] = hsum(acc[i]);
     }
     for (; t < n_tokens; ++t) out[t * ldo + r] = dot_q8_0_avx2(n, x, acts + t * act_stride);

@@ -4,14 +4,29 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/tensor_type.h"
 
 namespace pginfer {
 
+// Row kernels of one instruction set: out[r] = dot(row r, act) for r in [0, rows), where row r starts at
+// w + r * row_stride and `act` is already of vec_dot_type(type). A row's result does not depend on `rows`
+// or on the row's position (groups of rows only share loads). False when `type` has no dot product.
+bool dot_rows_isa_scalar(TensorType type, int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act,
+                         float* out);  // vec_dot_scalar.cpp, emulates the AVX2 kernels
+bool dot_rows_isa_avx2(TensorType type, int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act,
+                       float* out);  // vec_dot_avx2.cpp
+bool dot_rows_isa_avx512(TensorType type, int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act,
+                         float* out);  // vec_dot_avx512.cpp
+
+// dot_rows with the kernels of `level` (capped at machine_simd_level()): for tests and benchmarks.
+void dot_rows_level(SimdLevel level, TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
+                    const void* act, float* out);
+
 // out = dot of one weight row (n values of the named type) with an activation row of its vec_dot type.
 using RowDotFn = float (*)(int64_t n, const void* w, const void* a);
 
-// Scalar versions (portable; the reference the SIMD ones are tested against).
+// Scalar versions of one row (vec_dot_scalar.cpp; the reference the SIMD ones are tested against).
 float dot_f32_scalar(int64_t n, const void* w, const void* a);
 float dot_f16_scalar(int64_t n, const void* w, const void* a);
 float dot_bf16_scalar(int64_t n, const void* w, const void* a);
@@ -21,7 +36,7 @@ float dot_q4_k_scalar(int64_t n, const void* w, const void* a);
 float dot_q5_k_scalar(int64_t n, const void* w, const void* a);
 float dot_q6_k_scalar(int64_t n, const void* w, const void* a);
 
-// AVX2 + FMA + F16C versions (vec_dot_avx2.cpp).
+// AVX2 + FMA + F16C versions of one row (vec_dot_avx2.cpp).
 float dot_f32_avx2(int64_t n, const void* w, const void* a);
 float dot_f16_avx2(int64_t n, const void* w, const void* a);
 float dot_bf16_avx2(int64_t n, const void* w, const void* a);
