@@ -14,10 +14,13 @@
 // value across a rounding boundary moves it by a whole quantum (1/127 of its block's largest value).
 // Through the layers and the positions such flips cascade: with sgemm for Q8_0, log-probabilities after a
 // 64-token prompt differed from llama.cpp's by 0.05; with the integer kernels in llama.cpp's order they
-// agree to 2e-4. Remaining differences come from other last-bit sources (libm's expf in softmax and SiLU
-// against GGML's vectorised expf, attention sums in another order), which occasionally flip a quantum
-// too: agreement then holds to 1e-4 until such a flip, after which it drifts by a few hundredths of a
-// nat; greedy argmax changes only where llama.cpp's two best tokens are that close (the reference test
+// agree to 2e-4. SiLU and softmax now use GGML's vectorised exp and attention sums in tinyBLAS's order
+// (kernels/cpu/expf_avx2.h, attention_avx2.cpp), and the dot kernels are bit-identical to llama.cpp's
+// zen4/haswell builds (tests/unit/vec_dot_test.cpp). What remains: llama.cpp repacks Q4_0 and Q4_K weights
+// on x86 and sums them in another order; and on deeper models a drift still starts at some position
+// (position 17 of a 64-token prompt on llama-160m and tiny-qwen2 Q8_0, position 5 on qwen2-0.5b) whose
+// last-bit source we have not found. From there log-probabilities differ by a few hundredths of a nat,
+// and greedy argmax changes only where llama.cpp's two best tokens are that close (the reference test
 // prints the gap at every disagreement). For F32 and F16 weights nothing rounds that coarsely, and sgemm
 // agrees with llama.cpp to about 1e-3 in log-probability. llama.cpp itself changes its greedy continuation
 // after 2-3 tokens on these models when flash attention is switched on.
