@@ -8,26 +8,11 @@
 #include "kernels/cpu/attention_impl.h"
 #include "kernels/cpu/expf_avx2.h"
 #include "kernels/cpu/fp16.h"
+#include "kernels/cpu/simd_x86.h"
 
 namespace pginfer {
 
 namespace {
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Sum of 16 floats in the order of GCC's _mm512_reduce_add_ps (upper 256 + lower 256, then halves,
-// then pairs): the order GGML's AVX-512 softmax sums each group in.
-inline float reduce16(__m256 lo, __m256 hi) {
-  const __m256 s8 = _mm256_add_ps(hi, lo);
-  const __m128 s4 = _mm_add_ps(_mm256_extractf128_ps(s8, 1), _mm256_castps256_ps128(s8));
-  const __m128 s2 = _mm_add_ps(s4, _mm_shuffle_ps(s4, s4, _MM_SHUFFLE(1, 0, 3, 2)));
-  return _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
-}
 
 }  // namespace
 
@@ -40,7 +25,7 @@ void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* valu
   alignas(32) float qr[512];
   for (int64_t d = 0; d < head_dim; ++d) qr[d] = round_to_fp16(q[d]);
   // q.k as llama.cpp's tinyBLAS computes an F16 product: one 16-lane accumulator, a fused multiply-add
-  // per 16 dimensions, then the 16 lanes summed as a halving tree (reduce16).
+  // per 16 dimensions, then the 16 lanes summed as a halving tree (hsum16_halves).
   float max_score = -INFINITY;
   for (int64_t j = 0; j < n_kv; ++j) {
     const fp16_t* k = keys + j * stride;
@@ -49,7 +34,7 @@ void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* valu
       lo = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + d))), _mm256_load_ps(qr + d), lo);
       hi = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + d + 8))), _mm256_load_ps(qr + d + 8), hi);
     }
-    const float s = reduce16(lo, hi) * scale;
+    const float s = hsum16_halves(lo, hi) * scale;
     scores[j] = s;
     max_score = s > max_score ? s : max_score;
   }
@@ -68,7 +53,7 @@ void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* valu
     _mm256_store_ps(group, e0);
     _mm256_store_ps(group + 8, e1);
     for (int64_t i = 0; i < len; ++i) scores[j + i] = group[i];
-    sum += (double)reduce16(e0, e1);
+    sum += (double)hsum16_halves(e0, e1);
   }
   const float inv_sum = (float)(1.0 / sum);
   // Probabilities (rounded to F16) times values as GGML's F16 dot product over the KV positions: four

@@ -4,12 +4,11 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/quant_impl.h"
+#include "kernels/cpu/simd_x86.h"
 
 namespace pginfer {
 
 namespace {
-
-inline float half(uint16_t h) { return _cvtsh_ss(h); }
 
 // 8 signed bytes at p, as floats times d.
 inline __m256 i8x8_times(const int8_t* p, __m256 d) {

@@ -1,7 +1,9 @@
 // kernels/cpu/quant_impl.h: pieces shared by the quantization and dot-product files of kernels/cpu.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <cstring>
 
@@ -34,6 +36,46 @@ inline int nearest_int(float x) {
 
 // AVX2 dequantization of F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K rows (dequant_avx2.cpp).
 void dequantize_row_avx2(TensorType type, const void* src, float* dst, int64_t n);
+
+// The first fit of make_qkx2_quants, shared by its scalar and AVX2 versions: the range [min(x, 0),
+// max(x)], weighted sums, the levels of the range-based scale (written to L) and their weighted error.
+struct Qkx2Start {
+  float min, max, sum_w, sum_x, scale, best_error;
+};
+
+// Fills *s and returns true; when all values are equal, zeroes L, sets *the_min and returns false. `static`
+// so that each kernel file compiles its own copy for its own instruction set.
+static inline bool qkx2_start(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                              Qkx2Start* s) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::memset(L, 0, n);
+    *the_min = -min;
+    return false;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - min));
+    L[i] = (uint8_t)std::max(0, std::min(nmax, l));
+    float diff = scale * L[i] + min - x[i];
+    diff = diff * diff;
+    best_error += weights[i] * diff;
+  }
+  *s = {min, max, sum_w, sum_x, scale, best_error};
+  return true;
+}
 
 // Levels 0..nmax for n <= 32 values with x ~ scale * L - min, minimizing the squared error weighted by
 // `weights`: starting from the value range, nstep + 1 candidate scales (nmax + rmin + rdelta * i levels over

@@ -29,34 +29,13 @@ constexpr float kGroupMaxEps = 1e-15f;
 float make_qkx2_quants_scalar(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
                               float rmin, float rdelta, int nstep) {
   uint8_t Laux[32];
-  float min = x[0], max = x[0];
-  float sum_w = weights[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < min) min = x[i];
-    if (x[i] > max) max = x[i];
-    const float w = weights[i];
-    sum_w += w;
-    sum_x += w * x[i];
-  }
-  if (min > 0) min = 0;
-  if (max == min) {
-    std::memset(L, 0, n);
-    *the_min = -min;
-    return 0.0f;
-  }
-  float iscale = nmax / (max - min);
-  float scale = 1 / iscale;
-  float best_error = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = nearest_int(iscale * (x[i] - min));
-    L[i] = (uint8_t)std::max(0, std::min(nmax, l));
-    float diff = scale * L[i] + min - x[i];
-    diff = diff * diff;
-    best_error += weights[i] * diff;
-  }
+  Qkx2Start start;
+  if (!qkx2_start(n, nmax, x, weights, L, the_min, &start)) return 0.0f;
+  float min = start.min;
+  const float max = start.max, sum_w = start.sum_w, sum_x = start.sum_x;
+  float scale = start.scale, best_error = start.best_error;
   for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    const float iscale = (rmin + rdelta * is + nmax) / (max - min);
     float sum_l = 0, sum_l2 = 0, sum_xl = 0;
     for (int i = 0; i < n; ++i) {
       int l = nearest_int(iscale * (x[i] - min));

@@ -28,32 +28,11 @@ inline void store(float* out, __m256 v) { _mm256_storeu_ps(out, v); }
 float make_qkx2_quants_avx2(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
                             float rmin, float rdelta, int nstep) {
   // Prologue as the scalar code: range, weighted sums, the levels of the range-based scale and their error.
-  float min = x[0], max = x[0];
-  float sum_w = weights[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < min) min = x[i];
-    if (x[i] > max) max = x[i];
-    const float w = weights[i];
-    sum_w += w;
-    sum_x += w * x[i];
-  }
-  if (min > 0) min = 0;
-  if (max == min) {
-    std::memset(L, 0, n);
-    *the_min = -min;
-    return 0.0f;
-  }
-  float iscale = nmax / (max - min);
-  float scale = 1 / iscale;
-  float best_error = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = nearest_int(iscale * (x[i] - min));
-    L[i] = (uint8_t)std::max(0, std::min(nmax, l));
-    float diff = scale * L[i] + min - x[i];
-    diff = diff * diff;
-    best_error += weights[i] * diff;
-  }
+  Qkx2Start start;
+  if (!qkx2_start(n, nmax, x, weights, L, the_min, &start)) return 0.0f;
+  float min = start.min;
+  const float max = start.max, sum_w = start.sum_w, sum_x = start.sum_x;
+  float scale = start.scale, best_error = start.best_error;
   const __m256 vmax_level = _mm256_set1_ps((float)nmax), zero = _mm256_setzero_ps();
   const __m256 vsum_w = _mm256_set1_ps(sum_w), vsum_x = _mm256_set1_ps(sum_x);
   __m256 laux[32];  // laux[i], lane k: level of value i under candidate k

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/simd_x86.h"
 #include "kernels/cpu/vec_dot_impl.h"
 
 // Small loops over rows and chunks must be unrolled so that their accumulators stay in registers (-O2 alone
@@ -27,18 +28,8 @@ namespace {
 // and Q6_K keep two, within the 16 vector registers.
 constexpr int kGroupQ = 4, kGroupF = 2;
 
-inline float half(uint16_t h) { return _cvtsh_ss(h); }
-
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
-
-// GGML's hsum_float_8.
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // The same tree on 4 lanes.
 inline float hsum4(__m128 r) {
@@ -108,7 +99,7 @@ void q0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, 
     }
   }
   PGINFER_UNROLL
-  for (int r = 0; r < R; ++r) out[r * ostep] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r) out[r * ostep] = hsum8(acc[r]);
 }
 
 // ---- Q4_K, Q5_K ---------------------------------------------------------------------------------------
@@ -181,7 +172,7 @@ void qk_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y, 
     }
   }
   PGINFER_UNROLL
-  for (int r = 0; r < R; ++r) out[r * ostep] = kQ5 ? hsum(acc[r]) + summs[r] : hsum(acc[r]) + hsum4(acc_m[r]);
+  for (int r = 0; r < R; ++r) out[r * ostep] = kQ5 ? hsum8(acc[r]) + summs[r] : hsum8(acc[r]) + hsum4(acc_m[r]);
 }
 
 // ---- Q6_K ---------------------------------------------------------------------------------------------
@@ -240,7 +231,7 @@ void q6k_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y,
     }
   }
   PGINFER_UNROLL
-  for (int r = 0; r < R; ++r) out[r * ostep] = hsum(acc[r]);
+  for (int r = 0; r < R; ++r) out[r * ostep] = hsum8(acc[r]);
 }
 
 // ---- F32, F16, BF16 -----------------------------------------------------------------------------------
@@ -334,7 +325,7 @@ void bf16_group(int64_t n, const uint8_t* w0, size_t stride, const void* act, fl
   for (int r = 0; r < R; ++r) {
     const uint16_t* x = reinterpret_cast<const uint16_t*>(w0 + r * stride);
     double sumf = 0;
-    if (np > 0) sumf += (double)hsum(_mm256_add_ps(_mm256_add_ps(c[r][0], c[r][2]), _mm256_add_ps(c[r][1], c[r][3])));
+    if (np > 0) sumf += (double)hsum8(_mm256_add_ps(_mm256_add_ps(c[r][0], c[r][2]), _mm256_add_ps(c[r][1], c[r][3])));
     for (int64_t i = np; i < n; ++i) sumf += (double)(bf16_scalar(x[i]) * bf16_scalar(y[i]));
     out[r * ostep] = (float)sumf;
   }
@@ -446,7 +437,7 @@ void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, i
         }
       }
       PGINFER_UNROLL
-      for (int i = 0; i < kTokens; ++i) out[(t + i) * ldo + r] = hsum(acc[i]);
+      for (int i = 0; i < kTokens; ++i) out[(t + i) * ldo + r] = hsum8(acc[i]);
     }
     for (; t < n_tokens; ++t) out[t * ldo + r] = dot_q8_0_avx2(n, x, acts + t * act_stride);
   }

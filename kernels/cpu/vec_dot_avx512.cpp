@@ -21,6 +21,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/simd_x86.h"
 #include "kernels/cpu/vec_dot_impl.h"
 
 // Small loops over rows and chunks must be unrolled so that their accumulators stay in registers (-O2 alone
@@ -41,21 +42,11 @@ namespace {
 // (tests/bench/bench_vec_dot.cpp): enough independent accumulator chains to hide latencies, few streams.
 constexpr int kGroupQ0 = 4, kGroupK = 4, kGroupF = 4;
 
-inline float half(uint16_t h) { return _cvtsh_ss(h); }
-
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 // The same 32 bytes in both halves.
 inline __m512i bcast256(const void* p) { return _mm512_broadcast_i64x4(load256(p)); }
-
-// GGML's hsum_float_8: (hi + lo) as 4 lanes, then lanes (0+2, 1+3), then their sum.
-inline float hsum8(__m256 x) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
-}
 
 // The same tree on 4 lanes (GGML's reduction of the Q4_K mins accumulator).
 inline float hsum4(__m128 r) {

@@ -9,18 +9,12 @@
 
 #include <vector>
 
+#include "kernels/cpu/simd_x86.h"
 #include "kernels/cpu/vec_dot_impl.h"
 
 namespace pginfer {
 
 namespace {
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
@@ -67,8 +61,8 @@ void dot_q8_0_rows_tokens_vnni(int64_t n, const uint8_t* w, size_t row_stride, i
         }
       }
       for (int i = 0; i < 4; ++i) {
-        out[(t + i) * ldo + r] = hsum(acc0[i]);
-        out[(t + i) * ldo + r + 1] = hsum(acc1[i]);
+        out[(t + i) * ldo + r] = hsum8(acc0[i]);
+        out[(t + i) * ldo + r + 1] = hsum8(acc1[i]);
       }
     }
     for (; t < n_tokens; ++t) {

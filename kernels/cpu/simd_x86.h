@@ -1,0 +1,28 @@
+// kernels/cpu/simd_x86.h: small x86 helpers shared by the kernels compiled for AVX2 and above.
+//
+// Every function is `static inline`: each translation unit keeps its own copy, compiled with its own
+// instruction set, so an AVX-512 file's copy can never be linked into AVX2 code. The horizontal sums use
+// GGML's trees, on which bit-identical results with llama.cpp depend.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace pginfer {
+
+// IEEE half bits -> float (F16C).
+static inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// Sum of 8 lanes as GGML's hsum_float_8: (upper 4 + lower 4), then lanes 0+2 and 1+3, then their sum.
+static inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Sum of 16 lanes held as two halves, in _mm512_reduce_add_ps's tree (halves first, then as hsum8).
+static inline float hsum16_halves(__m256 lo, __m256 hi) { return hsum8(_mm256_add_ps(hi, lo)); }
+
+}  // namespace pginfer
