@@ -11,6 +11,8 @@
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
+#include "engine/tokenizer.h"
+#include "engine/vocab.h"
 #include "kernels/cpu/cpu_features.h"
 #include "tools/infer/args.h"
 #include "tools/infer/commands.h"
@@ -116,18 +118,25 @@ int cmd_generate(int argc, char** argv) {
     return fail("generate", args.error(), kExitUsage);
   }
   if (!args.has("-m")) return fail("generate", "missing -m MODEL", kExitUsage);
-  if (args.has("-p")) {
-    return fail("generate", "text prompts need a tokenizer, which this build does not have yet; use --prompt-ids",
-                kExitUsage);
+  if (args.has("-p") == args.has("--prompt-ids")) {
+    return fail("generate", "give the prompt as -p TEXT or as --prompt-ids \"ID ID ...\"", kExitUsage);
   }
-  if (!args.has("--prompt-ids")) return fail("generate", "missing --prompt-ids \"ID ID ...\"", kExitUsage);
-  if (!args.has("--ids")) {
-    return fail("generate", "printing text needs a tokenizer, which this build does not have yet; use --ids",
-                kExitUsage);
+  // The vocabulary, when text goes in or comes out.
+  std::unique_ptr<GgufFile> vocab_file;
+  std::unique_ptr<Vocab> vocab;
+  if (args.has("-p") || !args.has("--ids")) {
+    Status st = GgufFile::open(args.str("-m"), &vocab_file);
+    if (st.ok()) st = Vocab::load(*vocab_file, &vocab);
+    if (!st.ok()) return fail("generate", st);
   }
   std::vector<int32_t> prompt;
   std::string err;
-  if (!parse_ids(args.str("--prompt-ids"), &prompt, &err)) return fail("generate", err, kExitUsage);
+  if (args.has("-p")) {
+    Status st = tokenize(*vocab, args.str("-p"), true, &prompt);
+    if (!st.ok()) return fail("generate", st);
+  } else if (!parse_ids(args.str("--prompt-ids"), &prompt, &err)) {
+    return fail("generate", err, kExitUsage);
+  }
   if (prompt.empty()) return fail("generate", "the prompt is empty", kExitUsage);
   int64_t n_new = 0, seed = 0, n_ctx = 0;
   double temp = 0;
@@ -161,8 +170,19 @@ int cmd_generate(int argc, char** argv) {
     out.push_back(id);
     next.assign(1, id);
   }
-  for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? " " : "", out[i]);
-  std::printf("\n");
+  if (args.has("--ids")) {
+    for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? " " : "", out[i]);
+    std::printf("\n");
+    return kExitOk;
+  }
+  // The continuation alone, detokenized after the last prompt token so that its leading space is kept.
+  std::vector<int32_t> with_context = {prompt.back()};
+  with_context.insert(with_context.end(), out.begin(), out.end());
+  std::string text, context_text;
+  st = detokenize(*vocab, with_context, &text);
+  if (st.ok()) st = detokenize(*vocab, {prompt.back()}, &context_text);
+  if (!st.ok()) return fail("generate", st);
+  std::printf("%s\n", text.substr(std::min(text.size(), context_text.size())).c_str());
   return kExitOk;
 }
 

@@ -1,0 +1,112 @@
+// tests/unit/tokenizer_test.cpp: tokenization against llama.cpp's golden vectors. Every vocab GGUF in
+// ../shared/vocab with .inp/.out files beside it is checked, string by string; a vocabulary whose
+// algorithm is not implemented yet (byte-level BPE) is listed, not silently passed.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/gguf.h"
+#include "engine/tokenizer.h"
+#include "engine/vocab.h"
+#include "test_models.h"
+
+namespace pginfer {
+namespace {
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The test strings of a .inp file, separated by "\n__ggml_vocab_test__\n".
+std::vector<std::string> split_cases(const std::string& text) {
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<std::string> cases;
+  size_t start = 0;
+  for (size_t pos; (pos = text.find(sep, start)) != std::string::npos; start = pos + sep.size()) {
+    cases.push_back(text.substr(start, pos - start));
+  }
+  return cases;
+}
+
+std::vector<int32_t> parse_line(const std::string& line) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(line);
+  for (int32_t id; ss >> id;) ids.push_back(id);
+  return ids;
+}
+
+struct VocabCase {
+  std::string gguf, inp, out;
+};
+
+std::vector<VocabCase> vocab_cases() {
+  std::vector<VocabCase> found;
+  for (const auto& entry : std::filesystem::directory_iterator(testing::shared_dir() + "/vocab")) {
+    const std::string path = entry.path().string();
+    if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf" && std::filesystem::exists(path + ".inp") &&
+        std::filesystem::exists(path + ".out")) {
+      found.push_back({path, path + ".inp", path + ".out"});
+    }
+  }
+  return found;
+}
+
+TEST(Tokenizer, SentencePieceVocabulariesMatchLlamaCppVectors) {
+  int checked_vocabs = 0;
+  for (const VocabCase& vc : vocab_cases()) {
+    std::unique_ptr<GgufFile> file;
+    ASSERT_TRUE(GgufFile::open(vc.gguf, &file).ok()) << vc.gguf;
+    std::unique_ptr<Vocab> vocab;
+    Status st = Vocab::load(*file, &vocab);
+    ASSERT_TRUE(st.ok()) << st.message();
+    if (vocab->kind() != TokenizerKind::SentencePiece) {
+      std::printf("not checked yet (byte-level BPE): %s\n", vc.gguf.c_str());
+      continue;
+    }
+    const std::vector<std::string> cases = split_cases(read_all(vc.inp));
+    std::vector<std::string> lines;
+    std::stringstream out(read_all(vc.out));
+    for (std::string line; std::getline(out, line);) lines.push_back(line);
+    ASSERT_EQ(cases.size(), lines.size()) << vc.inp;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      std::vector<int32_t> ids;
+      ASSERT_TRUE(tokenize(*vocab, cases[i], false, &ids).ok());
+      EXPECT_EQ(ids, parse_line(lines[i])) << vc.gguf << " case " << i << ": \"" << cases[i] << "\"";
+    }
+    ++checked_vocabs;
+  }
+  EXPECT_GE(checked_vocabs, 2) << "llama-spm and phi-3 vectors must be found in ../shared/vocab";
+}
+
+TEST(Tokenizer, DetokenizeRoundTripsAndSpecialTokens) {
+  std::unique_ptr<GgufFile> file;
+  ASSERT_TRUE(GgufFile::open(testing::shared_dir() + "/vocab/ggml-vocab-llama-spm.gguf", &file).ok());
+  std::unique_ptr<Vocab> vocab;
+  ASSERT_TRUE(Vocab::load(*file, &vocab).ok());
+  EXPECT_EQ(vocab->bos(), 1);
+  EXPECT_EQ(vocab->eos(), 2);
+  for (std::string text : {"Hello world", " leading space", "tabs\tand\nnewlines", "émoji 🦙 and 中文", "\xff\xfe bad utf-8"}) {
+    std::vector<int32_t> ids;
+    ASSERT_TRUE(tokenize(*vocab, text, true, &ids).ok());
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids[0], 1) << "BOS first";
+    std::string back;
+    ASSERT_TRUE(detokenize(*vocab, ids, &back).ok());
+    EXPECT_EQ(back, text);
+  }
+  std::string back;
+  EXPECT_EQ(detokenize(*vocab, {1, 32000}, &back).code(), StatusCode::InvalidArgument);
+  // "<s>" in user text is text, not the BOS token.
+  std::vector<int32_t> ids;
+  ASSERT_TRUE(tokenize(*vocab, "<s>", false, &ids).ok());
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 1), 0);
+}
+
+}  // namespace
+}  // namespace pginfer
