@@ -102,6 +102,18 @@ TEST(Cli, TextInTextOut) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_GT(r.out.size(), 1u);
   EXPECT_EQ(infer("detokenize -m " + vocab + " 1 32000").code, 2);
+  // A stop string cuts the text just before it, wherever the token boundaries fall.
+  const std::string full = r.out.substr(0, r.out.size() - 1);
+  ASSERT_GT(full.size(), 8u);
+  const std::string stop = full.substr(full.size() / 2, 3);
+  CommandResult cut = infer("generate -m " + model() + " -p \"The quick brown fox\" -n 6 --stop \"" + stop + "\"");
+  ASSERT_EQ(cut.code, 0) << cut.out;
+  EXPECT_EQ(cut.out, full.substr(0, full.find(stop)) + "\n");
+  // Seeded sampling with the whole chain repeats; bad parameters are refused.
+  const std::string sampled = "generate -m " + model() + " -p hi -n 8 --temp 0.9 --top-k 40 --top-p 0.95 --min-p 0.02 "
+                              "--repeat-penalty 1.1 --seed 9 --ids";
+  EXPECT_EQ(infer(sampled).out, infer(sampled).out);
+  EXPECT_EQ(infer("generate -m " + model() + " -p hi -n 2 --top-p 1.5").code, 2);
   // Byte-level BPE vocabularies are refused with a clear message until that tokenizer lands.
   r = infer("generate -m " + testing::synthetic_model("tiny-qwen2", TensorType::Q8_0) + " -p hi -n 2");
   EXPECT_EQ(r.code, 1);

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <vector>
 
-#include "engine/sampler.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_impl.h"
 #include "kernels/cpu/fp16.h"
@@ -84,25 +83,6 @@ TEST(Ops, AttentionSimdMatchesScalarAndSoftmax) {
     EXPECT_NEAR(a[i], b[i], 1e-5);
     EXPECT_NEAR(a[i], ref[i], 2e-3);
   }
-}
-
-TEST(Sampler, GreedyAndSeededSampling) {
-  std::vector<float> logits = {0.1f, 2.0f, 1.9f, -1.0f};
-  EXPECT_EQ(argmax(logits), 1);
-  Sampler greedy({0.0f, 1});
-  EXPECT_EQ(greedy.sample(logits), 1);
-  Sampler a({1.0f, 42}), b({1.0f, 42});
-  std::vector<int> counts(4);
-  for (int i = 0; i < 2000; ++i) {
-    const int x = a.sample(logits);
-    ASSERT_EQ(x, b.sample(logits));
-    counts[x]++;
-  }
-  // Expected frequencies: softmax(logits) = {0.070, 0.466, 0.422, 0.023}.
-  EXPECT_NEAR(counts[1] / 2000.0, 0.466, 0.05);
-  EXPECT_NEAR(counts[2] / 2000.0, 0.422, 0.05);
-  EXPECT_FALSE(validate_sampling({-1.0f, 0}).ok());
-  EXPECT_FALSE(validate_sampling({NAN, 0}).ok());
 }
 
 }  // namespace

@@ -68,6 +68,18 @@ double log_sum_exp(const float* row, int64_t n) {
   return m + std::log(s);
 }
 
+// The text of `out` as it continues after token `last` (detokenized together, so that the first piece
+// keeps its leading space).
+Status continuation_text(const Vocab& vocab, int32_t last, const std::vector<int32_t>& out, std::string* text) {
+  std::vector<int32_t> with_context = {last};
+  with_context.insert(with_context.end(), out.begin(), out.end());
+  std::string context;
+  PGI_RETURN_IF_ERROR(detokenize(vocab, with_context, text));
+  PGI_RETURN_IF_ERROR(detokenize(vocab, {last}, &context));
+  text->erase(0, std::min(text->size(), context.size()));
+  return Status::ok_status();
+}
+
 }  // namespace
 
 int cmd_info(int argc, char** argv) {
@@ -113,7 +125,9 @@ int cmd_info(int argc, char** argv) {
 
 int cmd_generate(int argc, char** argv) {
   Args args;
-  if (!args.parse(argc, argv, 2, {"-m", "-p", "--prompt-ids", "-n", "--temp", "--seed", "--threads", "--ctx"},
+  if (!args.parse(argc, argv, 2,
+                  {"-m", "-p", "--prompt-ids", "-n", "--temp", "--seed", "--threads", "--ctx", "--top-k", "--top-p",
+                   "--min-p", "--repeat-penalty", "--frequency-penalty", "--presence-penalty", "--stop"},
                   {"--ids"})) {
     return fail("generate", args.error(), kExitUsage);
   }
@@ -144,8 +158,22 @@ int cmd_generate(int argc, char** argv) {
       !args.number("--temp", 0.0, &temp) || !args.integer("--ctx", 0, 0, 1 << 24, &n_ctx)) {
     return fail("generate", args.error(), kExitUsage);
   }
+  int64_t top_k = 0;
+  double top_p = 1, min_p = 0, repeat_penalty = 1, frequency_penalty = 0, presence_penalty = 0;
+  if (!args.integer("--top-k", 0, INT32_MIN, INT32_MAX, &top_k) || !args.number("--top-p", 1.0, &top_p) ||
+      !args.number("--min-p", 0.0, &min_p) || !args.number("--repeat-penalty", 1.0, &repeat_penalty) ||
+      !args.number("--frequency-penalty", 0.0, &frequency_penalty) ||
+      !args.number("--presence-penalty", 0.0, &presence_penalty)) {
+    return fail("generate", args.error(), kExitUsage);
+  }
   SamplingParams sp;
   sp.temperature = (float)temp;
+  sp.top_k = (int32_t)top_k;
+  sp.top_p = (float)top_p;
+  sp.min_p = (float)min_p;
+  sp.repeat_penalty = (float)repeat_penalty;
+  sp.frequency_penalty = (float)frequency_penalty;
+  sp.presence_penalty = (float)presence_penalty;
   sp.seed = (uint64_t)seed;
   Status st = validate_sampling(sp);
   if (!st.ok()) return fail("generate", st);
@@ -159,30 +187,41 @@ int cmd_generate(int argc, char** argv) {
                                 std::to_string(r.session->n_ctx()) + " positions",
                 kExitUsage);
   }
+  // --ids prints the raw continuation of exactly n tokens (as the llama.cpp reference does); text output
+  // ends at the end-of-sequence token or at the --stop string, neither of which is printed.
+  const bool text_out = !args.has("--ids");
   Sampler sampler(sp);
+  for (int32_t t : prompt) sampler.accept(t);
+  StopMatcher stops(args.has("--stop") ? std::vector<std::string>{args.str("--stop")} : std::vector<std::string>{});
   std::vector<float> logits;
   std::vector<int32_t> out;
   std::vector<int32_t> next = prompt;
-  for (int64_t i = 0; i < n_new; ++i) {
+  std::string shown;
+  size_t consumed = 0;
+  bool stopped = false;
+  for (int64_t i = 0; i < n_new && !stopped; ++i) {
     st = r.session->eval(next, false, &logits);
     if (!st.ok()) return fail("generate", st);
     const int32_t id = sampler.sample(logits);
+    if (text_out && id == vocab->eos()) break;
+    sampler.accept(id);
     out.push_back(id);
     next.assign(1, id);
+    if (text_out) {
+      std::string full;
+      st = continuation_text(*vocab, prompt.back(), out, &full);
+      if (!st.ok()) return fail("generate", st);
+      shown += stops.push(std::string_view(full).substr(std::min(consumed, full.size())), &stopped);
+      consumed = full.size();
+    }
   }
-  if (args.has("--ids")) {
+  if (!text_out) {
     for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? " " : "", out[i]);
     std::printf("\n");
     return kExitOk;
   }
-  // The continuation alone, detokenized after the last prompt token so that its leading space is kept.
-  std::vector<int32_t> with_context = {prompt.back()};
-  with_context.insert(with_context.end(), out.begin(), out.end());
-  std::string text, context_text;
-  st = detokenize(*vocab, with_context, &text);
-  if (st.ok()) st = detokenize(*vocab, {prompt.back()}, &context_text);
-  if (!st.ok()) return fail("generate", st);
-  std::printf("%s\n", text.substr(std::min(text.size(), context_text.size())).c_str());
+  if (!stopped) shown += stops.flush();
+  std::printf("%s\n", shown.c_str());
   return kExitOk;
 }
 

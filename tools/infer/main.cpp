@@ -16,8 +16,9 @@ struct Command {
 const Command kCommands[] = {
     {"info", pginfer::cli::cmd_info, "infer info -m MODEL"},
     {"generate", pginfer::cli::cmd_generate,
-     "infer generate -m MODEL (-p TEXT | --prompt-ids \"ID ID ...\") -n N [--temp T] [--seed S] [--ids] "
-     "[--threads T] [--ctx N]"},
+     "infer generate -m MODEL (-p TEXT | --prompt-ids \"ID ID ...\") -n N [--temp T] [--seed S] [--top-k K] "
+     "[--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F] [--presence-penalty F] [--stop TEXT] "
+     "[--ids] [--threads T] [--ctx N]"},
     {"score", pginfer::cli::cmd_score, "infer score -m MODEL --ids \"ID ID ...\" --json [--threads T]"},
     {"bench", pginfer::cli::cmd_bench, "infer bench -m MODEL --prompt N --gen N [--threads T] --json"},
     {"tokenize", pginfer::cli::cmd_tokenize, "infer tokenize -m MODEL [--no-bos] < TEXT"},
