@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "engine/gguf.h"
+#include "engine/gguf_writer.h"
 #include "engine/tokenizer.h"
 #include "engine/vocab.h"
 #include "test_models.h"
@@ -106,6 +108,47 @@ TEST(Tokenizer, DetokenizeRoundTripsAndSpecialTokens) {
   std::vector<int32_t> ids;
   ASSERT_TRUE(tokenize(*vocab, "<s>", false, &ids).ok());
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 1), 0);
+}
+
+}  // namespace
+}  // namespace pginfer
+
+namespace pginfer {
+namespace {
+
+// Writes a small vocabulary GGUF with `edit` applied and returns Vocab::load's status.
+Status load_vocab(const std::function<void(GgufWriter&)>& edit) {
+  GgufWriter w;
+  w.set_string("tokenizer.ggml.model", "llama");
+  w.set_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b"});
+  w.set_f32_array("tokenizer.ggml.scores", {0, 0, 0, -1, -2});
+  w.set_i32_array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1});
+  w.set_u32("tokenizer.ggml.bos_token_id", 1);
+  edit(w);
+  const std::string path = (std::filesystem::temp_directory_path() / "pginfer-vocab-test.gguf").string();
+  Status st = w.write(path);
+  if (!st.ok()) return st;
+  std::unique_ptr<GgufFile> file;
+  PGI_RETURN_IF_ERROR(GgufFile::open(path, &file));
+  std::unique_ptr<Vocab> vocab;
+  return Vocab::load(*file, &vocab);
+}
+
+TEST(Vocab, InconsistentMetadataIsRefusedAtLoad) {
+  EXPECT_TRUE(load_vocab([](GgufWriter&) {}).ok());
+  Status st = load_vocab([](GgufWriter& w) { w.set_f32_array("tokenizer.ggml.scores", {0, 0}); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);
+  EXPECT_NE(st.message().find("scores"), std::string::npos) << st.message();
+  st = load_vocab([](GgufWriter& w) { w.set_i32_array("tokenizer.ggml.token_type", {1, 1, 1, 9, 1}); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);
+  EXPECT_NE(st.message().find("token 3 has an invalid type"), std::string::npos) << st.message();
+  st = load_vocab([](GgufWriter& w) { w.set_u32("tokenizer.ggml.bos_token_id", 5); });
+  EXPECT_NE(st.message().find("bos_token_id is not a token id"), std::string::npos) << st.message();
+  st = load_vocab([](GgufWriter& w) { w.set_string("tokenizer.ggml.model", "wordpiece"); });
+  EXPECT_EQ(st.code(), StatusCode::Unsupported);
+  EXPECT_NE(st.message().find("unsupported tokenizer \"wordpiece\""), std::string::npos) << st.message();
+  st = load_vocab([](GgufWriter& w) { w.set_string_array("tokenizer.ggml.tokens", {}); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);
 }
 
 }  // namespace
