@@ -88,25 +88,54 @@ void tokenize_spm(const Vocab& vocab, const std::string& text, std::vector<int32
 
 }  // namespace
 
-Status tokenize(const Vocab& vocab, std::string_view text, bool add_special, std::vector<int32_t>* out) {
+Status tokenize(const Vocab& vocab, std::string_view text, bool add_special, std::vector<int32_t>* out,
+                bool parse_special) {
   out->clear();
   if (vocab.kind() != TokenizerKind::SentencePiece) {
     return unsupported("byte-level BPE tokenization is not implemented yet");
   }
   if (add_special && vocab.add_bos() && vocab.bos() >= 0) out->push_back(vocab.bos());
-  if (!text.empty()) {
-    std::string escaped;
-    escaped.reserve(text.size() * 3 + 3);
-    if (vocab.add_space_prefix()) escaped += kSpaceMark;
-    for (char c : text) {
-      if (c == ' ') {
-        escaped += kSpaceMark;
-      } else {
-        escaped += c;
+  // Split the text at special-token texts (the longest match at each position), tokenizing the raw text
+  // between them; a raw fragment after a special token (or at the start) gets the space prefix.
+  const std::vector<int32_t>& specials = vocab.special_tokens();
+  bool after_special = true;
+  size_t raw_start = 0;
+  auto flush_raw = [&](size_t end) {
+    if (end > raw_start) {
+      std::string escaped;
+      if (vocab.add_space_prefix() && after_special) escaped += kSpaceMark;
+      for (char c : text.substr(raw_start, end - raw_start)) {
+        if (c == ' ') {
+          escaped += kSpaceMark;
+        } else {
+          escaped += c;
+        }
+      }
+      tokenize_spm(vocab, escaped, out);
+      after_special = false;
+    }
+  };
+  for (size_t pos = 0; pos < text.size();) {
+    int32_t match = -1;
+    for (int32_t id : specials) {  // longest first
+      if (!parse_special && vocab.type(id) != TokenType::UserDefined) continue;
+      const std::string& t = vocab.text(id);
+      if (!t.empty() && text.compare(pos, t.size(), t) == 0) {
+        match = id;
+        break;
       }
     }
-    tokenize_spm(vocab, escaped, out);
+    if (match < 0) {
+      ++pos;
+      continue;
+    }
+    flush_raw(pos);
+    out->push_back(match);
+    after_special = true;
+    pos += vocab.text(match).size();
+    raw_start = pos;
   }
+  flush_raw(text.size());
   if (add_special && vocab.add_eos() && vocab.eos() >= 0) out->push_back(vocab.eos());
   return Status::ok_status();
 }

@@ -17,8 +17,11 @@
 namespace pginfer {
 
 // Tokenizes `text` (UTF-8; invalid bytes fall back to byte tokens) into *out. With add_special, BOS
-// and EOS are added as the vocabulary's flags say. Special-token text is never recognised in `text`.
-Status tokenize(const Vocab& vocab, std::string_view text, bool add_special, std::vector<int32_t>* out);
+// and EOS are added as the vocabulary's flags say. The texts of user-defined tokens always become those
+// tokens (as in llama.cpp); the texts of control tokens (<s>, <|im_start|>, ...) only with parse_special,
+// so that user text never produces them by accident.
+Status tokenize(const Vocab& vocab, std::string_view text, bool add_special, std::vector<int32_t>* out,
+                bool parse_special = false);
 
 // The text of one token as it appears in output: U+2581 becomes a space, byte tokens become their
 // byte, control tokens become nothing.

@@ -1,6 +1,7 @@
 // engine/vocab.cpp: reading and checking tokenizer.ggml.* metadata.
 #include "engine/vocab.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -81,6 +82,13 @@ Status Vocab::load(const GgufFile& file, std::unique_ptr<Vocab>* out) {
   v->by_text_.reserve(n);
   for (uint64_t i = 0; i < n; ++i) v->by_text_.emplace(v->texts_[i], (int32_t)i);  // first wins on duplicates
 
+  for (uint64_t i = 0; i < n; ++i) {
+    if (v->types_[i] == TokenType::Control || v->types_[i] == TokenType::UserDefined) {
+      v->special_tokens_.push_back((int32_t)i);
+    }
+  }
+  std::stable_sort(v->special_tokens_.begin(), v->special_tokens_.end(),
+                   [&](int32_t a, int32_t b) { return v->texts_[a].size() > v->texts_[b].size(); });
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof name, "<0x%02X>", b);

@@ -50,6 +50,8 @@ class Vocab {
   int32_t find(std::string_view text) const;
   // The byte-fallback token of byte `b` (<0xXX>), or -1 when the vocabulary has none.
   int32_t byte_token(uint8_t b) const { return byte_tokens_[b]; }
+  // Control and user-defined tokens, the longest text first: what special-token parsing looks for.
+  const std::vector<int32_t>& special_tokens() const { return special_tokens_; }
   // Special tokens (-1 when absent) and the flags of tokenizer.ggml.*.
   int32_t bos() const { return bos_; }
   int32_t eos() const { return eos_; }
@@ -66,6 +68,7 @@ class Vocab {
   std::vector<TokenType> types_;
   std::unordered_map<std::string_view, int32_t> by_text_;  // views into texts_
   int32_t byte_tokens_[256];
+  std::vector<int32_t> special_tokens_;
   int32_t bos_ = -1;
   int32_t eos_ = -1;
   bool add_bos_ = false;

@@ -104,10 +104,19 @@ TEST(Tokenizer, DetokenizeRoundTripsAndSpecialTokens) {
   }
   std::string back;
   EXPECT_EQ(detokenize(*vocab, {1, 32000}, &back).code(), StatusCode::InvalidArgument);
-  // "<s>" in user text is text, not the BOS token.
-  std::vector<int32_t> ids;
+  // "<s>" in user text is text, not the BOS token, unless special tokens are parsed on purpose; then the
+  // text after it gets the space prefix again, as llama.cpp does.
+  std::vector<int32_t> ids, plain;
   ASSERT_TRUE(tokenize(*vocab, "<s>", false, &ids).ok());
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 1), 0);
+  ASSERT_TRUE(tokenize(*vocab, "Hi<s>there</s>", false, &ids, true).ok());
+  ASSERT_TRUE(tokenize(*vocab, "there", false, &plain).ok());
+  std::vector<int32_t> expected;
+  ASSERT_TRUE(tokenize(*vocab, "Hi", false, &expected).ok());
+  expected.push_back(1);
+  expected.insert(expected.end(), plain.begin(), plain.end());
+  expected.push_back(2);
+  EXPECT_EQ(ids, expected);
 }
 
 }  // namespace

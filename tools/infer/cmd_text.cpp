@@ -39,14 +39,13 @@ int cmd_tokenize(int argc, char** argv) {
   Args args;
   if (!args.parse(argc, argv, 2, {"-m"}, {"--no-bos", "--parse-special"})) return usage("tokenize", args.error());
   if (!args.has("-m")) return usage("tokenize", "missing -m MODEL");
-  if (args.has("--parse-special")) return usage("tokenize", "--parse-special is not supported yet");
   std::unique_ptr<GgufFile> file;
   std::unique_ptr<Vocab> vocab;
   Status st = open_vocab(args.str("-m"), &file, &vocab);
   if (!st.ok()) return fail("tokenize", st);
   const std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   std::vector<int32_t> ids;
-  st = tokenize(*vocab, text, !args.has("--no-bos"), &ids);
+  st = tokenize(*vocab, text, !args.has("--no-bos"), &ids, args.has("--parse-special"));
   if (!st.ok()) return fail("tokenize", st);
   for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
   std::printf("\n");

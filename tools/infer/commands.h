@@ -11,7 +11,7 @@ int cmd_generate(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 // `infer bench -m MODEL --prompt N --gen N [--threads T] --json`
 int cmd_bench(int argc, char** argv);
-// `infer tokenize -m MODEL [--no-bos]` (text on stdin)
+// `infer tokenize -m MODEL [--no-bos] [--parse-special]` (text on stdin)
 int cmd_tokenize(int argc, char** argv);
 // `infer detokenize -m MODEL ID...`
 int cmd_detokenize(int argc, char** argv);

@@ -21,7 +21,7 @@ const Command kCommands[] = {
      "[--ids] [--threads T] [--ctx N]"},
     {"score", pginfer::cli::cmd_score, "infer score -m MODEL --ids \"ID ID ...\" --json [--threads T]"},
     {"bench", pginfer::cli::cmd_bench, "infer bench -m MODEL --prompt N --gen N [--threads T] --json"},
-    {"tokenize", pginfer::cli::cmd_tokenize, "infer tokenize -m MODEL [--no-bos] < TEXT"},
+    {"tokenize", pginfer::cli::cmd_tokenize, "infer tokenize -m MODEL [--no-bos] [--parse-special] < TEXT"},
     {"detokenize", pginfer::cli::cmd_detokenize, "infer detokenize -m MODEL ID..."},
     {"synth", pginfer::cli::cmd_synth,
      "infer synth --shape NAME --type TYPE --vocab VOCAB.gguf -o OUT.gguf [--seed S] [--threads T]"},
