@@ -21,9 +21,17 @@ inline std::string synthetic_model(const std::string& shape, TensorType type) {
   const std::string key = shape + "-" + type_name(type);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
+  // One folder per test process, removed when the process exits.
   static const std::string dir = [] {
     std::string templ = (std::filesystem::temp_directory_path() / "pginfer-test-XXXXXX").string();
-    return std::string(mkdtemp(templ.data()));
+    std::string made(mkdtemp(templ.data()));
+    static std::string to_remove;
+    to_remove = made;
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(to_remove, ignored);
+    });
+    return made;
   }();
   SynthOptions o;
   o.shape = shape;
