@@ -59,27 +59,33 @@ void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* valu
   // Probabilities (rounded to F16) times values as GGML's F16 dot product over the KV positions: four
   // accumulators of 16 lanes, position j feeding accumulator (j / 16) % 4, lane j % 16; then accumulators
   // 0+2 and 1+3, their sum, and the 16 lanes as a halving tree.
+  // Slot s = 16 * accumulator + lane; only the first min(n_kv, 64) slots are ever used, so only those are
+  // written (the first product into a slot is added to zero, as the zeroed accumulator would), and unused
+  // slots read as zero in the final sums.
   const int64_t n_vec = head_dim / 8;
-  alignas(32) float lanes[4][kGgmlExpLanes][512];
-  for (int a = 0; a < 4; ++a) {
-    for (int64_t l = 0; l < kGgmlExpLanes; ++l) {
-      for (int64_t i = 0; i < n_vec; ++i) _mm256_store_ps(lanes[a][l] + 8 * i, _mm256_setzero_ps());
-    }
-  }
+  constexpr int64_t kSlots = 4 * kGgmlExpLanes;
+  const int64_t used = std::min<int64_t>(n_kv, kSlots);
+  alignas(32) float lanes[kSlots][512];
   for (int64_t j = 0; j < n_kv; ++j) {
     const __m256 p = _mm256_set1_ps(round_to_fp16(scores[j] * inv_sum));
     const fp16_t* v = values + j * stride;
-    float* acc = lanes[(j / kGgmlExpLanes) % 4][j % kGgmlExpLanes];
+    float* acc = lanes[j % kSlots];
+    const bool first = j < kSlots;
     for (int64_t i = 0; i < n_vec; ++i) {
       const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 8 * i)));
-      _mm256_store_ps(acc + 8 * i, _mm256_fmadd_ps(vv, p, _mm256_load_ps(acc + 8 * i)));
+      const __m256 prev = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + 8 * i);
+      _mm256_store_ps(acc + 8 * i, _mm256_fmadd_ps(vv, p, prev));
     }
   }
+  auto slot = [&](int64_t a, int64_t l, int64_t i) {
+    const int64_t s = a * kGgmlExpLanes + l;
+    return s < used ? _mm256_load_ps(lanes[s] + 8 * i) : _mm256_setzero_ps();
+  };
   for (int64_t i = 0; i < n_vec; ++i) {
     __m256 t[16];
     for (int l = 0; l < 16; ++l) {
-      const __m256 a02 = _mm256_add_ps(_mm256_load_ps(lanes[0][l] + 8 * i), _mm256_load_ps(lanes[2][l] + 8 * i));
-      const __m256 a13 = _mm256_add_ps(_mm256_load_ps(lanes[1][l] + 8 * i), _mm256_load_ps(lanes[3][l] + 8 * i));
+      const __m256 a02 = _mm256_add_ps(slot(0, l, i), slot(2, l, i));
+      const __m256 a13 = _mm256_add_ps(slot(1, l, i), slot(3, l, i));
       t[l] = _mm256_add_ps(a02, a13);
     }
     for (int l = 0; l < 8; ++l) t[l] = _mm256_add_ps(t[l + 8], t[l]);
