@@ -166,21 +166,24 @@ std::string token_to_piece(const Vocab& vocab, int32_t id) {
   return piece;
 }
 
+Status Detokenizer::next(int32_t id, std::string* out) {
+  if (id < 0 || id >= vocab_.size()) {
+    return invalid_argument("token id " + std::to_string(id) + " is outside the vocabulary of " +
+                            std::to_string(vocab_.size()) + " tokens");
+  }
+  std::string piece = token_to_piece(vocab_, id);
+  if (first_text_ && !piece.empty()) {
+    if (vocab_.add_space_prefix() && piece[0] == ' ') piece.erase(0, 1);
+    first_text_ = false;
+  }
+  *out += piece;
+  return Status::ok_status();
+}
+
 Status detokenize(const Vocab& vocab, const std::vector<int32_t>& ids, std::string* out) {
   out->clear();
-  bool first_text = true;  // the space prefixed at tokenization sits on the first piece with text
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= vocab.size()) {
-      return invalid_argument("token id " + std::to_string(ids[i]) + " is outside the vocabulary of " +
-                              std::to_string(vocab.size()) + " tokens");
-    }
-    std::string piece = token_to_piece(vocab, ids[i]);
-    if (first_text && !piece.empty()) {
-      if (vocab.add_space_prefix() && piece[0] == ' ') piece.erase(0, 1);
-      first_text = false;
-    }
-    *out += piece;
-  }
+  Detokenizer d(vocab);
+  for (int32_t id : ids) PGI_RETURN_IF_ERROR(d.next(id, out));
   return Status::ok_status();
 }
 

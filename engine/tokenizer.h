@@ -27,8 +27,21 @@ Status tokenize(const Vocab& vocab, std::string_view text, bool add_special, std
 // byte, control tokens become nothing.
 std::string token_to_piece(const Vocab& vocab, int32_t id);
 
-// The text of a sequence of tokens; the space the tokenizer prefixed is removed from the first piece.
-// Ids outside the vocabulary are an error.
+// Turns tokens into text one at a time (for streaming), removing the space the tokenizer prefixed from
+// the first piece that has text.
+class Detokenizer {
+ public:
+  // A detokenizer at the start of a sequence; `vocab` must outlive it.
+  explicit Detokenizer(const Vocab& vocab) : vocab_(vocab) {}
+  // Appends the text of token `id` to *out. An id outside the vocabulary is an error.
+  Status next(int32_t id, std::string* out);
+
+ private:
+  const Vocab& vocab_;
+  bool first_text_ = true;  // no piece with text seen yet
+};
+
+// The text of a sequence of tokens, as a Detokenizer gives it. Ids outside the vocabulary are an error.
 Status detokenize(const Vocab& vocab, const std::vector<int32_t>& ids, std::string* out);
 
 }  // namespace pginfer

@@ -68,18 +68,6 @@ double log_sum_exp(const float* row, int64_t n) {
   return m + std::log(s);
 }
 
-// The text of `out` as it continues after token `last` (detokenized together, so that the first piece
-// keeps its leading space).
-Status continuation_text(const Vocab& vocab, int32_t last, const std::vector<int32_t>& out, std::string* text) {
-  std::vector<int32_t> with_context = {last};
-  with_context.insert(with_context.end(), out.begin(), out.end());
-  std::string context;
-  PGI_RETURN_IF_ERROR(detokenize(vocab, with_context, text));
-  PGI_RETURN_IF_ERROR(detokenize(vocab, {last}, &context));
-  text->erase(0, std::min(text->size(), context.size()));
-  return Status::ok_status();
-}
-
 }  // namespace
 
 int cmd_info(int argc, char** argv) {
@@ -197,8 +185,16 @@ int cmd_generate(int argc, char** argv) {
   std::vector<int32_t> out;
   std::vector<int32_t> next = prompt;
   std::string shown;
-  size_t consumed = 0;
   bool stopped = false;
+  // The last prompt token goes through the detokenizer first, so that the continuation keeps the
+  // leading space it has after the prompt.
+  std::unique_ptr<Detokenizer> detok;
+  if (text_out) {
+    detok = std::make_unique<Detokenizer>(*vocab);
+    std::string ignored;
+    st = detok->next(prompt.back(), &ignored);
+    if (!st.ok()) return fail("generate", st);
+  }
   for (int64_t i = 0; i < n_new && !stopped; ++i) {
     st = r.session->eval(next, false, &logits);
     if (!st.ok()) return fail("generate", st);
@@ -208,11 +204,10 @@ int cmd_generate(int argc, char** argv) {
     out.push_back(id);
     next.assign(1, id);
     if (text_out) {
-      std::string full;
-      st = continuation_text(*vocab, prompt.back(), out, &full);
+      std::string piece;
+      st = detok->next(id, &piece);
       if (!st.ok()) return fail("generate", st);
-      shown += stops.push(std::string_view(full).substr(std::min(consumed, full.size())), &stopped);
-      consumed = full.size();
+      shown += stops.push(piece, &stopped);
     }
   }
   if (!text_out) {
