@@ -77,6 +77,40 @@ static inline bool qkx2_start(int n, int nmax, const float* x, const float* weig
   return true;
 }
 
+// The first fit of make_qx_quants, shared by its scalar and AVX2 versions: the value of largest
+// magnitude maps to level -nmax; levels (offset by nmax) go to L; the fitted scale and its merit.
+struct QxStart {
+  float max, scale, best;
+};
+
+// Fills *s and returns true; when every value is (nearly) zero, zeroes L and returns false. `static` for
+// the same reason as qkx2_start.
+static inline bool qx_start(int n, int nmax, const float* x, int8_t* L, QxStart* s) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) amax = ax, max = x[i];
+  }
+  if (amax < 1e-15f) {
+    std::memset(L, 0, n);
+    return false;
+  }
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = std::max(-nmax, std::min(nmax - 1, l));
+    L[i] = (int8_t)(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  *s = {max, scale, best};
+  return true;
+}
+
 // Levels 0..nmax for n <= 32 values with x ~ scale * L - min, minimizing the squared error weighted by
 // `weights`: starting from the value range, nstep + 1 candidate scales (nmax + rmin + rdelta * i levels over
 // the range) are tried, each refitted by least squares, the best kept; returns the scale and sets *the_min

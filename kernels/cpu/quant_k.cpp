@@ -74,31 +74,14 @@ float make_qkx2_quants_scalar(int n, int nmax, const float* x, const float* weig
 
 // (Declared in quant_impl.h.) GGML's make_qx_quants with rmse_type 1 and no importance weights.
 float make_qx_quants_scalar(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) amax = ax, max = x[i];
-  }
-  if (amax < kGroupMaxEps) {
-    std::memset(L, 0, n);
-    return 0.0f;
-  }
-  float iscale = -nmax / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    int l = nearest_int(iscale * x[i]);
-    l = std::max(-nmax, std::min(nmax - 1, l));
-    L[i] = (int8_t)(l + nmax);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * l;
-    suml2 += w * l * l;
-  }
-  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
-  float best = scale * sumlx;
+  QxStart start;
+  if (!qx_start(n, nmax, x, L, &start)) return 0.0f;
+  const float max = start.max;
+  float scale = start.scale, best = start.best;
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
-    iscale = -(nmax + 0.1f * is) / max;
-    sumlx = suml2 = 0;
+    const float iscale = -(nmax + 0.1f * is) / max;
+    float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; ++i) {
       int l = nearest_int(iscale * x[i]);
       l = std::max(-nmax, std::min(nmax - 1, l));

@@ -98,28 +98,10 @@ float make_qkx2_quants_avx2(int n, int nmax, const float* x, const float* weight
 }
 
 float make_qx_quants_avx2(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) amax = ax, max = x[i];
-  }
-  if (amax < 1e-15f) {
-    std::memset(L, 0, n);
-    return 0.0f;
-  }
-  // The first candidate (-nmax / max) as the scalar code.
-  float iscale = -nmax / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    int l = nearest_int(iscale * x[i]);
-    l = std::max(-nmax, std::min(nmax - 1, l));
-    L[i] = (int8_t)(l + nmax);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * l;
-    suml2 += w * l * l;
-  }
-  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
-  float best = scale * sumlx;
+  QxStart start;
+  if (!qx_start(n, nmax, x, L, &start)) return 0.0f;
+  const float max = start.max;
+  float scale = start.scale, best = start.best;
   // The 18 others (is = -9..9 without 0), 8 per register; their sums do not depend on each other.
   static const int kSteps[18] = {-9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   const __m256 lo = _mm256_set1_ps((float)-nmax), hi = _mm256_set1_ps((float)(nmax - 1));
