@@ -299,42 +299,39 @@ Status GgufFile::open(const std::string& path, std::unique_ptr<GgufFile>* out) {
     const int map_errno = errno;
     ::close(fd);
     if (map == MAP_FAILED) return io_error(where + "cannot map: " + std::strerror(map_errno));
-    std::unique_ptr<GgufFile> f(new (std::nothrow) GgufFile());
-    if (f == nullptr) {
-      munmap(map, size);
-      return out_of_memory(where + "out of memory");
-    }
-    f->path_ = path;
-    f->data_ = static_cast<const uint8_t*>(map);
-    f->size_ = size;
-    f->map_ = map;  // unmapped by the destructor, also when parsing fails
-    PGI_RETURN_IF_ERROR(f->parse());
-    *out = std::move(f);
-    return Status::ok_status();
-  } catch (const std::bad_alloc&) {
-    return out_of_memory(where + "out of memory while reading the metadata");
-  } catch (const std::exception& e) {
-    return internal_error(where + "unexpected error: " + e.what());
+    return from_image(path, static_cast<const uint8_t*>(map), size, map, out);
+  } catch (const std::exception&) {
+    return out_of_memory(where + "out of memory");
   }
 }
 
 Status GgufFile::open_memory(const uint8_t* data, size_t size, const std::string& label,
                              std::unique_ptr<GgufFile>* out) {
+  if (data == nullptr && size > 0) return invalid_argument("\"" + label + "\": no data");
+  return from_image(label, data, size, nullptr, out);
+}
+
+Status GgufFile::from_image(const std::string& label, const uint8_t* data, size_t size, void* map,
+                            std::unique_ptr<GgufFile>* out) {
   const std::string where = "\"" + label + "\": ";
+  std::unique_ptr<GgufFile> f(new (std::nothrow) GgufFile());
+  if (f == nullptr) {
+    if (map != nullptr) munmap(map, size);
+    return out_of_memory(where + "out of memory");
+  }
+  f->data_ = data;
+  f->size_ = size;
+  f->map_ = map;  // unmapped by the destructor, also when parsing fails
   try {
-    if (data == nullptr && size > 0) return invalid_argument(where + "no data");
-    std::unique_ptr<GgufFile> f(new GgufFile());
     f->path_ = label;
-    f->data_ = data;
-    f->size_ = size;
     PGI_RETURN_IF_ERROR(f->parse());
-    *out = std::move(f);
-    return Status::ok_status();
   } catch (const std::bad_alloc&) {
     return out_of_memory(where + "out of memory while reading the metadata");
   } catch (const std::exception& e) {
     return internal_error(where + "unexpected error: " + e.what());
   }
+  *out = std::move(f);
+  return Status::ok_status();
 }
 
 GgufFile::~GgufFile() {

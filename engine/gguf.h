@@ -120,6 +120,10 @@ class GgufFile {
  private:
   GgufFile() = default;
   Status parse();  // validates data_/size_ and fills the members below
+  // Wraps a file image (and the map it lives in, unmapped when the object goes, or at once on failure)
+  // in a validated GgufFile; every exception becomes a status.
+  static Status from_image(const std::string& label, const uint8_t* data, size_t size, void* map,
+                           std::unique_ptr<GgufFile>* out);
 
   std::string path_;
   const uint8_t* data_ = nullptr;  // start of the file image
