@@ -251,9 +251,12 @@ class CpuBackend : public Backend {
   // Prompt path: activations rounded like the dot path, then dequantized tiles times sgemm.
   void matmul_gemm(TensorType type, int64_t k, int64_t rows, const uint8_t* w, size_t stride,
                    const float* x, int64_t n_tokens, float* y) {
-    xr_.assign(x, x + n_tokens * k);
+    // F32 weights take the activations as they are; F16/BF16 ones a rounded copy.
+    const float* xa = x;
     if (vec_dot_type(type) != TensorType::F32) {
+      xr_.assign(x, x + n_tokens * k);
       for_tokens(n_tokens, [&](int64_t t) { round_activations(type, xr_.data() + t * k, k); });
+      xa = xr_.data();
     }
     // The band depends on the shape only, never on the thread count, so that results do not either
     // (sgemm's summation order may depend on the width it is given).
@@ -264,7 +267,7 @@ class CpuBackend : public Backend {
       if ((int64_t)tile.size() < band * k) tile.resize(band * k);
       const int64_t r0 = b * band;
       const int64_t r1 = std::min(rows, r0 + band);
-      gemm_rows(type, k, w, stride, r0, r1, xr_.data(), n_tokens, y, rows, tile.data());
+      gemm_rows(type, k, w, stride, r0, r1, xa, n_tokens, y, rows, tile.data());
     });
   }
 
