@@ -39,11 +39,12 @@ struct Runner {
   std::unique_ptr<Session> session;
 };
 
-// Loads the model of -m and a CPU backend with --threads threads, and a session of n_ctx positions.
+// Loads the model of -m (unless r->model is loaded already), a CPU backend with --threads threads, and a
+// session of n_ctx positions.
 Status open_runner(Args& args, int64_t n_ctx, Runner* r) {
   int64_t threads = 0;
   if (!args.integer("--threads", 0, 0, 1024, &threads)) return invalid_argument(args.error());
-  PGI_RETURN_IF_ERROR(Model::load(args.str("-m"), &r->model));
+  if (r->model == nullptr) PGI_RETURN_IF_ERROR(Model::load(args.str("-m"), &r->model));
   CpuBackendOptions options;
   options.threads = (int)threads;
   r->backend = make_cpu_backend(options);
@@ -123,12 +124,12 @@ int cmd_generate(int argc, char** argv) {
   if (args.has("-p") == args.has("--prompt-ids")) {
     return fail("generate", "give the prompt as -p TEXT or as --prompt-ids \"ID ID ...\"", kExitUsage);
   }
-  // The vocabulary, when text goes in or comes out.
-  std::unique_ptr<GgufFile> vocab_file;
+  // The vocabulary, when text goes in or comes out, read from the model's own file.
+  Runner r;
   std::unique_ptr<Vocab> vocab;
   if (args.has("-p") || !args.has("--ids")) {
-    Status st = GgufFile::open(args.str("-m"), &vocab_file);
-    if (st.ok()) st = Vocab::load(*vocab_file, &vocab);
+    Status st = Model::load(args.str("-m"), &r.model);
+    if (st.ok()) st = Vocab::load(r.model->file(), &vocab);
     if (!st.ok()) return fail("generate", st);
   }
   std::vector<int32_t> prompt;
@@ -165,7 +166,6 @@ int cmd_generate(int argc, char** argv) {
   sp.seed = (uint64_t)seed;
   Status st = validate_sampling(sp);
   if (!st.ok()) return fail("generate", st);
-  Runner r;
   if (n_ctx == 0) n_ctx = (int64_t)prompt.size() + n_new;
   st = open_runner(args, n_ctx, &r);
   if (!st.ok()) return fail("generate", st);
