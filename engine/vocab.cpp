@@ -27,6 +27,12 @@ double array_number(const GgufValue& v, uint64_t i) {
   }
 }
 
+// Texts of control tokens that end a turn in the common chat formats (as llama.cpp recognises them).
+constexpr std::string_view kEndOfTurnTexts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
+    "<|end_of_text|>", "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>",  // DeepSeek
+};
+
 bool is_numeric_array(const GgufValue& v) {
   return v.type == GgufValueType::ARRAY && v.array_type != GgufValueType::STRING &&
          v.array_type != GgufValueType::BOOL && v.array_type != GgufValueType::ARRAY;
@@ -106,6 +112,22 @@ Status Vocab::load(const GgufFile& file, std::unique_ptr<Vocab>* out) {
   };
   PGI_RETURN_IF_ERROR(special("tokenizer.ggml.bos_token_id", &v->bos_));
   PGI_RETURN_IF_ERROR(special("tokenizer.ggml.eos_token_id", &v->eos_));
+  PGI_RETURN_IF_ERROR(special("tokenizer.ggml.eot_token_id", &v->eot_));
+  int32_t eom = -1;
+  PGI_RETURN_IF_ERROR(special("tokenizer.ggml.eom_token_id", &eom));
+  // End-of-generation tokens: EOS, EOT, EOM, and the end-of-turn control tokens by name (the first found
+  // is EOT when the metadata names none).
+  for (int32_t id : {v->eos_, v->eot_, eom}) {
+    if (id >= 0) v->eog_tokens_.push_back(id);
+  }
+  for (std::string_view name : kEndOfTurnTexts) {
+    const int32_t id = v->find(name);
+    if (id < 0 || (v->types_[id] != TokenType::Control && v->types_[id] != TokenType::UserDefined)) continue;
+    if (v->eot_ < 0 && name != "<|endoftext|>" && name != "<|end_of_text|>") v->eot_ = id;
+    v->eog_tokens_.push_back(id);
+  }
+  std::sort(v->eog_tokens_.begin(), v->eog_tokens_.end());
+  v->eog_tokens_.erase(std::unique(v->eog_tokens_.begin(), v->eog_tokens_.end()), v->eog_tokens_.end());
   v->add_bos_ = v->kind_ == TokenizerKind::SentencePiece;
   file.get_bool("tokenizer.ggml.add_bos_token", &v->add_bos_);
   file.get_bool("tokenizer.ggml.add_eos_token", &v->add_eos_);
@@ -113,6 +135,10 @@ Status Vocab::load(const GgufFile& file, std::unique_ptr<Vocab>* out) {
   file.get_bool("tokenizer.ggml.add_space_prefix", &v->add_space_prefix_);
   *out = std::move(v);
   return Status::ok_status();
+}
+
+bool Vocab::is_eog(int32_t id) const {
+  return std::binary_search(eog_tokens_.begin(), eog_tokens_.end(), id);
 }
 
 int32_t Vocab::find(std::string_view text) const {

@@ -55,6 +55,11 @@ class Vocab {
   // Special tokens (-1 when absent) and the flags of tokenizer.ggml.*.
   int32_t bos() const { return bos_; }
   int32_t eos() const { return eos_; }
+  // End of turn (tokenizer.ggml.eot_token_id, or a token named like <|eot_id|>, <|im_end|>, <|end|>,
+  // <end_of_turn>), or -1.
+  int32_t eot() const { return eot_; }
+  // Whether `id` ends generation: EOS, EOT, EOM, or another end-of-turn control token of the vocabulary.
+  bool is_eog(int32_t id) const;
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
   bool add_space_prefix() const { return add_space_prefix_; }
@@ -71,6 +76,8 @@ class Vocab {
   std::vector<int32_t> special_tokens_;
   int32_t bos_ = -1;
   int32_t eos_ = -1;
+  int32_t eot_ = -1;
+  std::vector<int32_t> eog_tokens_;  // sorted
   bool add_bos_ = false;
   bool add_eos_ = false;
   bool add_space_prefix_ = true;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
@@ -155,7 +156,8 @@ int cmd_generate(int argc, char** argv) {
       !args.number("--presence-penalty", 0.0, &presence_penalty)) {
     return fail("generate", args.error(), kExitUsage);
   }
-  SamplingParams sp;
+  GenerateOptions options;
+  SamplingParams& sp = options.sampling;
   sp.temperature = (float)temp;
   sp.top_k = (int32_t)top_k;
   sp.top_p = (float)top_p;
@@ -166,57 +168,23 @@ int cmd_generate(int argc, char** argv) {
   sp.seed = (uint64_t)seed;
   Status st = validate_sampling(sp);
   if (!st.ok()) return fail("generate", st);
+  options.max_tokens = n_new;
+  if (args.has("--stop")) options.stops.push_back(args.str("--stop"));
   if (n_ctx == 0) n_ctx = (int64_t)prompt.size() + n_new;
   st = open_runner(args, n_ctx, &r);
   if (!st.ok()) return fail("generate", st);
-  if ((int64_t)prompt.size() + n_new > r.session->n_ctx()) {
-    return fail("generate", "a prompt of " + std::to_string(prompt.size()) + " tokens plus " +
-                                std::to_string(n_new) + " new tokens exceeds the context of " +
-                                std::to_string(r.session->n_ctx()) + " positions",
-                kExitUsage);
-  }
   // --ids prints the raw continuation of exactly n tokens (as the llama.cpp reference does); text output
-  // ends at the end-of-sequence token or at the --stop string, neither of which is printed.
+  // ends at an end-of-generation token or at the --stop string, neither of which is printed.
   const bool text_out = !args.has("--ids");
-  Sampler sampler(sp);
-  for (int32_t t : prompt) sampler.accept(t);
-  StopMatcher stops(args.has("--stop") ? std::vector<std::string>{args.str("--stop")} : std::vector<std::string>{});
-  std::vector<float> logits;
-  std::vector<int32_t> out;
-  std::vector<int32_t> next = prompt;
-  std::string shown;
-  bool stopped = false;
-  // The last prompt token goes through the detokenizer first, so that the continuation keeps the
-  // leading space it has after the prompt.
-  std::unique_ptr<Detokenizer> detok;
-  if (text_out) {
-    detok = std::make_unique<Detokenizer>(*vocab);
-    std::string ignored;
-    st = detok->next(prompt.back(), &ignored);
-    if (!st.ok()) return fail("generate", st);
-  }
-  for (int64_t i = 0; i < n_new && !stopped; ++i) {
-    st = r.session->eval(next, false, &logits);
-    if (!st.ok()) return fail("generate", st);
-    const int32_t id = sampler.sample(logits);
-    if (text_out && id == vocab->eos()) break;
-    sampler.accept(id);
-    out.push_back(id);
-    next.assign(1, id);
-    if (text_out) {
-      std::string piece;
-      st = detok->next(id, &piece);
-      if (!st.ok()) return fail("generate", st);
-      shown += stops.push(piece, &stopped);
-    }
-  }
+  GenerateResult result;
+  st = generate(*r.session, text_out ? vocab.get() : nullptr, prompt, options, &result);
+  if (!st.ok()) return fail("generate", st);
   if (!text_out) {
-    for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? " " : "", out[i]);
+    for (size_t i = 0; i < result.ids.size(); ++i) std::printf("%s%d", i ? " " : "", result.ids[i]);
     std::printf("\n");
     return kExitOk;
   }
-  if (!stopped) shown += stops.flush();
-  std::printf("%s\n", shown.c_str());
+  std::printf("%s\n", result.text.c_str());
   return kExitOk;
 }
 
