@@ -1,5 +1,6 @@
 // engine/vocab.h: a model's vocabulary, read from GGUF metadata (tokenizer.ggml.*) and checked at load:
-// token texts, scores, types, the special tokens, and the flags that shape tokenization.
+// token texts, scores, types, the special tokens, the flags that shape tokenization, and for byte-level
+// BPE the merges, the pre-tokenizer and GPT-2's byte-to-character mapping.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "engine/gguf.h"
+#include "engine/pretokenizer.h"
 #include "engine/status.h"
 
 namespace pginfer {
@@ -28,7 +30,13 @@ enum class TokenType : int32_t {
 // The tokenizer algorithm named by tokenizer.ggml.model.
 enum class TokenizerKind {
   SentencePiece,  // "llama": scores, byte fallback, the U+2581 space
-  BytePairBpe,    // "gpt2": merges and a pre-tokenizer (not implemented yet)
+  BytePairBpe,    // "gpt2": merges, a pre-tokenizer, bytes mapped to printable characters
+};
+
+// A BPE merge of two adjacent tokens.
+struct BpeMerge {
+  int32_t rank;    // position in tokenizer.ggml.merges: lower merges first
+  int32_t result;  // the token the two become
 };
 
 // An immutable vocabulary.
@@ -48,10 +56,23 @@ class Vocab {
   TokenType type(int32_t id) const { return types_[id]; }
   // The token whose text is exactly `text`, or -1.
   int32_t find(std::string_view text) const;
-  // The byte-fallback token of byte `b` (<0xXX>), or -1 when the vocabulary has none.
+  // The token of byte `b`: SentencePiece's byte fallback <0xXX>, or BPE's one-character token of the byte;
+  // -1 when the vocabulary has none.
   int32_t byte_token(uint8_t b) const { return byte_tokens_[b]; }
-  // Control and user-defined tokens, the longest text first: what special-token parsing looks for.
+  // Control, user-defined and unknown tokens, the longest text first: what special-token parsing looks
+  // for (control and unknown ones only with parse_special).
   const std::vector<int32_t>& special_tokens() const { return special_tokens_; }
+  // Whether whitespace before (lstrip) or after (rstrip) special token `id` is dropped when it is
+  // recognised in text (Phi-3's tokens strip what follows them).
+  bool lstrip(int32_t id) const { return strip_[id] & kStripLeft; }
+  bool rstrip(int32_t id) const { return strip_[id] & kStripRight; }
+  // The text of token `id` as output shows it: U+2581 or GPT-2's byte characters decoded, byte tokens as
+  // their byte, control, unknown and unused tokens empty.
+  const std::string& piece(int32_t id) const { return pieces_[id]; }
+  // BPE: the merge of tokens `left` and `right`, or nullptr when they do not merge.
+  const BpeMerge* merge(int32_t left, int32_t right) const;
+  // BPE: the pre-tokenizer (nullptr for SentencePiece).
+  const PreTokenizer* pre_tokenizer() const { return pre_tokenizer_.get(); }
   // Special tokens (-1 when absent) and the flags of tokenizer.ggml.*.
   int32_t bos() const { return bos_; }
   int32_t eos() const { return eos_; }
@@ -66,6 +87,13 @@ class Vocab {
 
  private:
   Vocab() = default;
+  // Reads tokenizer.ggml.merges and the pre-tokenizer, and maps bytes to tokens (BPE).
+  Status load_bpe(const GgufFile& file, const std::string& where);
+  // Fills pieces_.
+  void build_pieces();
+
+  static constexpr uint8_t kStripLeft = 1;
+  static constexpr uint8_t kStripRight = 2;
 
   TokenizerKind kind_ = TokenizerKind::SentencePiece;
   std::vector<std::string> texts_;
@@ -74,6 +102,15 @@ class Vocab {
   std::unordered_map<std::string_view, int32_t> by_text_;  // views into texts_
   int32_t byte_tokens_[256];
   std::vector<int32_t> special_tokens_;
+  std::vector<uint8_t> strip_;        // kStripLeft | kStripRight per token
+  std::vector<std::string> pieces_;   // piece() per token
+  // BPE merges by (left << 32 | right), in an open-addressing table of power-of-two size.
+  struct MergeSlot {
+    uint64_t key = ~0ull;  // ~0 marks an empty slot
+    BpeMerge merge{};
+  };
+  std::vector<MergeSlot> merges_;
+  std::unique_ptr<PreTokenizer> pre_tokenizer_;
   int32_t bos_ = -1;
   int32_t eos_ = -1;
   int32_t eot_ = -1;

@@ -1,6 +1,6 @@
-// tests/unit/tokenizer_test.cpp: tokenization against llama.cpp's golden vectors. Every vocab GGUF in
-// ../shared/vocab with .inp/.out files beside it is checked, string by string; a vocabulary whose
-// algorithm is not implemented yet (byte-level BPE) is listed, not silently passed.
+// tests/unit/tokenizer_test.cpp: tokenization against llama.cpp's golden vectors (every vocab GGUF in
+// ../shared/vocab with .inp/.out files beside it, string by string), special tokens, invalid UTF-8,
+// detokenization, and vocabulary metadata that must be refused at load.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -59,18 +59,14 @@ std::vector<VocabCase> vocab_cases() {
   return found;
 }
 
-TEST(Tokenizer, SentencePieceVocabulariesMatchLlamaCppVectors) {
-  int checked_vocabs = 0;
+TEST(Tokenizer, EveryVocabularyMatchesLlamaCppVectors) {
+  int checked_vocabs = 0, checked_bpe = 0;
   for (const VocabCase& vc : vocab_cases()) {
     std::unique_ptr<GgufFile> file;
     ASSERT_TRUE(GgufFile::open(vc.gguf, &file).ok()) << vc.gguf;
     std::unique_ptr<Vocab> vocab;
     Status st = Vocab::load(*file, &vocab);
     ASSERT_TRUE(st.ok()) << st.message();
-    if (vocab->kind() != TokenizerKind::SentencePiece) {
-      std::printf("not checked yet (byte-level BPE): %s\n", vc.gguf.c_str());
-      continue;
-    }
     const std::vector<std::string> cases = split_cases(read_all(vc.inp));
     std::vector<std::string> lines;
     std::stringstream out(read_all(vc.out));
@@ -82,8 +78,10 @@ TEST(Tokenizer, SentencePieceVocabulariesMatchLlamaCppVectors) {
       EXPECT_EQ(ids, parse_line(lines[i])) << vc.gguf << " case " << i << ": \"" << cases[i] << "\"";
     }
     ++checked_vocabs;
+    checked_bpe += vocab->kind() == TokenizerKind::BytePairBpe;
   }
-  EXPECT_GE(checked_vocabs, 2) << "llama-spm and phi-3 vectors must be found in ../shared/vocab";
+  EXPECT_GE(checked_vocabs, 9) << "the vocab vectors of ../shared/vocab must be found";
+  EXPECT_GE(checked_bpe, 7) << "the byte-level BPE vectors of ../shared/vocab must be found";
 }
 
 TEST(Tokenizer, DetokenizeRoundTripsAndSpecialTokens) {
@@ -93,7 +91,7 @@ TEST(Tokenizer, DetokenizeRoundTripsAndSpecialTokens) {
   ASSERT_TRUE(Vocab::load(*file, &vocab).ok());
   EXPECT_EQ(vocab->bos(), 1);
   EXPECT_EQ(vocab->eos(), 2);
-  for (std::string text : {"Hello world", " leading space", "tabs\tand\nnewlines", "émoji 🦙 and 中文", "\xff\xfe bad utf-8"}) {
+  for (std::string text : {"Hello world", " leading space", "tabs\tand\nnewlines", "émoji 🦙 and 中文"}) {
     std::vector<int32_t> ids;
     ASSERT_TRUE(tokenize(*vocab, text, true, &ids).ok());
     ASSERT_FALSE(ids.empty());
@@ -102,6 +100,11 @@ TEST(Tokenizer, DetokenizeRoundTripsAndSpecialTokens) {
     ASSERT_TRUE(detokenize(*vocab, ids, &back).ok());
     EXPECT_EQ(back, text);
   }
+  // Invalid UTF-8 from the user becomes U+FFFD, one per invalid byte, never a crash.
+  std::vector<int32_t> bad, replaced;
+  ASSERT_TRUE(tokenize(*vocab, "\xff\xfe bad \xE2\x82 utf-8 \xED\xA0\x80", false, &bad).ok());
+  ASSERT_TRUE(tokenize(*vocab, "\uFFFD\uFFFD bad \uFFFD\uFFFD utf-8 \uFFFD\uFFFD\uFFFD", false, &replaced).ok());
+  EXPECT_EQ(bad, replaced);
   std::string back;
   EXPECT_EQ(detokenize(*vocab, {1, 32000}, &back).code(), StatusCode::InvalidArgument);
   // "<s>" in user text is text, not the BOS token, unless special tokens are parsed on purpose; then the
