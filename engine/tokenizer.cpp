@@ -22,8 +22,8 @@ struct Fragment {
 };
 
 // Splits `text` at the special tokens it contains, as llama.cpp does: the tokens are taken longest first,
-// each splitting every raw fragment at all its occurrences, and a token with lstrip/rstrip drops the
-// whitespace next to it. User-defined tokens are always recognised; control and unknown ones only with
+// each splitting every raw fragment at all its occurrences, and a token with rstrip drops the whitespace
+// after it. User-defined tokens are always recognised; control and unknown ones only with
 // parse_special.
 std::list<Fragment> partition_special(const Vocab& vocab, std::string_view text, bool parse_special) {
   std::list<Fragment> fragments;
@@ -36,11 +36,8 @@ std::list<Fragment> partition_special(const Vocab& vocab, std::string_view text,
       if (it->token >= 0) continue;
       const size_t at = it->text.find(token_text);
       if (at == std::string_view::npos) continue;
-      std::string_view left = it->text.substr(0, at);
+      const std::string_view left = it->text.substr(0, at);
       std::string_view right = it->text.substr(at + token_text.size());
-      if (vocab.lstrip(id)) {
-        while (!left.empty() && std::isspace((unsigned char)left.back())) left.remove_suffix(1);
-      }
       if (vocab.rstrip(id)) {
         while (!right.empty() && std::isspace((unsigned char)right.front())) right.remove_prefix(1);
       }

@@ -167,16 +167,14 @@ Status Vocab::load(const GgufFile& file, std::unique_ptr<Vocab>* out) {
   }
   // Phi-3's special tokens drop the whitespace that follows them (as its tokenizer.json says and llama.cpp
   // applies by model name), except the sequence markers.
-  v->strip_.assign(n, 0);
+  v->rstrip_.assign(n, false);
   std::string model_name;
   file.get_string("general.name", &model_name);
   if (contains_lowercase(model_name, "phi-3") || contains_lowercase(model_name, "phi3")) {
-    for (int32_t id : v->special_tokens_) v->strip_[id] |= kStripRight;
-    for (std::string_view t : {"</s>"}) {
-      if (v->find(t) >= 0) v->strip_[v->find(t)] |= kStripRight;
-    }
+    for (int32_t id : v->special_tokens_) v->rstrip_[id] = true;
+    if (v->find("</s>") >= 0) v->rstrip_[v->find("</s>")] = true;
     for (std::string_view t : {"<unk>", "<s>", "<|endoftext|>"}) {
-      if (v->find(t) >= 0) v->strip_[v->find(t)] &= (uint8_t)~kStripRight;
+      if (v->find(t) >= 0) v->rstrip_[v->find(t)] = false;
     }
   }
   v->build_pieces();

@@ -62,10 +62,9 @@ class Vocab {
   // Control, user-defined and unknown tokens, the longest text first: what special-token parsing looks
   // for (control and unknown ones only with parse_special).
   const std::vector<int32_t>& special_tokens() const { return special_tokens_; }
-  // Whether whitespace before (lstrip) or after (rstrip) special token `id` is dropped when it is
-  // recognised in text (Phi-3's tokens strip what follows them).
-  bool lstrip(int32_t id) const { return strip_[id] & kStripLeft; }
-  bool rstrip(int32_t id) const { return strip_[id] & kStripRight; }
+  // Whether whitespace after special token `id` is dropped when the token is recognised in text (Phi-3's
+  // tokens strip what follows them).
+  bool rstrip(int32_t id) const { return rstrip_[id]; }
   // The text of token `id` as output shows it: U+2581 or GPT-2's byte characters decoded, byte tokens as
   // their byte, control, unknown and unused tokens empty.
   const std::string& piece(int32_t id) const { return pieces_[id]; }
@@ -92,9 +91,6 @@ class Vocab {
   // Fills pieces_.
   void build_pieces();
 
-  static constexpr uint8_t kStripLeft = 1;
-  static constexpr uint8_t kStripRight = 2;
-
   TokenizerKind kind_ = TokenizerKind::SentencePiece;
   std::vector<std::string> texts_;
   std::vector<float> scores_;
@@ -102,7 +98,7 @@ class Vocab {
   std::unordered_map<std::string_view, int32_t> by_text_;  // views into texts_
   int32_t byte_tokens_[256];
   std::vector<int32_t> special_tokens_;
-  std::vector<uint8_t> strip_;        // kStripLeft | kStripRight per token
+  std::vector<bool> rstrip_;          // rstrip() per token
   std::vector<std::string> pieces_;   // piece() per token
   // BPE merges by (left << 32 | right), in an open-addressing table of power-of-two size.
   struct MergeSlot {

@@ -122,6 +122,58 @@ TEST(Tokenizer, DetokenizeRoundTripsAndSpecialTokens) {
   EXPECT_EQ(ids, expected);
 }
 
+// Loads a vocabulary file of ../shared/vocab.
+std::unique_ptr<Vocab> shared_vocab(const std::string& name) {
+  std::unique_ptr<GgufFile> file;
+  EXPECT_TRUE(GgufFile::open(testing::shared_dir() + "/vocab/ggml-vocab-" + name + ".gguf", &file).ok());
+  std::unique_ptr<Vocab> vocab;
+  Status st = Vocab::load(*file, &vocab);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return vocab;
+}
+
+std::vector<int32_t> ids_of(const Vocab& vocab, std::string_view text, bool parse_special) {
+  std::vector<int32_t> ids;
+  Status st = tokenize(vocab, text, false, &ids, parse_special);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return ids;
+}
+
+// Expected ids below come from llama.cpp (node-llama-cpp 3.21.1, tests/reference/llama_ref.mjs tokenize
+// --special) on the same vocabulary files.
+TEST(Tokenizer, SpecialTokensAsLlamaCppParsesThem) {
+  // Phi-3's special tokens drop the whitespace after them; <s>, </s> handling and <|endoftext|> do not.
+  auto phi3 = shared_vocab("phi-3");
+  EXPECT_EQ(ids_of(*phi3, "<|user|>\n Hello there<|end|>\n  <|assistant|>  Hi", true),
+            (std::vector<int32_t>{32010, 15043, 727, 32007, 32001, 6324}));
+  EXPECT_EQ(ids_of(*phi3, "<s>x</s>  y <|endoftext|> z", true),
+            (std::vector<int32_t>{1, 921, 2, 343, 29871, 32000, 29871, 503}));
+  // GPT-2's <|endoftext|> only with parse_special.
+  auto gpt2 = shared_vocab("gpt-2");
+  EXPECT_EQ(ids_of(*gpt2, "Hello <|endoftext|>x", true), (std::vector<int32_t>{15496, 220, 50256, 87}));
+  const std::vector<int32_t> plain = ids_of(*gpt2, "Hello <|endoftext|>x", false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 50256), 0);
+}
+
+TEST(Tokenizer, BytePairDetokenizesToTheSameText) {
+  for (const char* name : {"gpt-2", "falcon", "deepseek-coder", "starcoder"}) {
+    auto vocab = shared_vocab(name);
+    for (std::string text : {"Hello world", "  two  spaces\n\ttab", "émoji 🦙 and 中文 and \x01\x7f",
+                             "it's 12345 o'clock", ""}) {
+      std::vector<int32_t> ids = ids_of(*vocab, text, false);
+      std::string back;
+      ASSERT_TRUE(detokenize(*vocab, ids, &back).ok());
+      EXPECT_EQ(back, text) << name;
+    }
+    // Streaming: a character split over tokens comes out whole once its last byte arrives.
+    std::vector<int32_t> ids = ids_of(*vocab, "🦙", false);
+    std::string streamed;
+    Detokenizer d(*vocab);
+    for (int32_t id : ids) ASSERT_TRUE(d.next(id, &streamed).ok());
+    EXPECT_EQ(streamed, "🦙") << name;
+  }
+}
+
 }  // namespace
 }  // namespace pginfer
 
@@ -160,6 +212,59 @@ TEST(Vocab, InconsistentMetadataIsRefusedAtLoad) {
   EXPECT_EQ(st.code(), StatusCode::Unsupported);
   EXPECT_NE(st.message().find("unsupported tokenizer \"wordpiece\""), std::string::npos) << st.message();
   st = load_vocab([](GgufWriter& w) { w.set_string_array("tokenizer.ggml.tokens", {}); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);
+  st = load_vocab([](GgufWriter& w) { w.set_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "a"}); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);
+  EXPECT_NE(st.message().find("tokens 3 and 4 have the same text"), std::string::npos) << st.message();
+}
+
+// A byte-level BPE vocabulary: the 256 byte characters, "ab" and "abc", with `edit` applied.
+Status load_bpe_vocab(const std::function<void(GgufWriter&)>& edit) {
+  return load_vocab([&](GgufWriter& w) {
+    std::vector<std::string> tokens;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+      uint32_t cp = b;
+      if (!printable) {
+        cp = 256;
+        for (int c = 0; c < b; ++c) cp += !((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174);
+      }
+      std::string t;
+      if (cp < 0x80) {
+        t += (char)cp;
+      } else {
+        t += (char)(0xC0 | (cp >> 6));
+        t += (char)(0x80 | (cp & 0x3F));
+      }
+      tokens.push_back(t);
+    }
+    tokens.push_back("ab");
+    tokens.push_back("abc");
+    w.set_string("tokenizer.ggml.model", "gpt2");
+    w.set_string("tokenizer.ggml.pre", "gpt-2");
+    w.set_string_array("tokenizer.ggml.tokens", tokens);
+    w.set_f32_array("tokenizer.ggml.scores", std::vector<float>(tokens.size(), 0.0f));
+    w.set_i32_array("tokenizer.ggml.token_type", std::vector<int32_t>(tokens.size(), 1));
+    w.set_u32("tokenizer.ggml.bos_token_id", 0);
+    w.set_string_array("tokenizer.ggml.merges", {"a b", "ab c"});
+    edit(w);
+  });
+}
+
+TEST(Vocab, BytePairMetadataIsCheckedAtLoad) {
+  EXPECT_TRUE(load_bpe_vocab([](GgufWriter&) {}).ok());
+  Status st = load_bpe_vocab([](GgufWriter& w) { w.set_string_array("tokenizer.ggml.merges", {"a b", "x y"}); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);
+  EXPECT_NE(st.message().find("merge 1 (\"x y\") does not join two tokens"), std::string::npos) << st.message();
+  st = load_bpe_vocab([](GgufWriter& w) { w.set_string_array("tokenizer.ggml.merges", {"b c"}); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);  // "bc" is not a token
+  st = load_bpe_vocab([](GgufWriter& w) { w.set_string("tokenizer.ggml.pre", "klingon"); });
+  EXPECT_EQ(st.code(), StatusCode::Unsupported);
+  EXPECT_NE(st.message().find("unsupported pre-tokenizer \"klingon\""), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("qwen2"), std::string::npos) << "the message lists the supported ones";
+  st = load_bpe_vocab([](GgufWriter& w) { w.set_string("tokenizer.ggml.merges", "a b"); });
+  EXPECT_EQ(st.code(), StatusCode::CorruptFile);
+  st = load_bpe_vocab([](GgufWriter& w) { w.set_bool("tokenizer.ggml.add_bos_token", true); w.set_u32("tokenizer.ggml.bos_token_id", 999); });
   EXPECT_EQ(st.code(), StatusCode::CorruptFile);
 }
 
