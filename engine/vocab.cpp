@@ -142,6 +142,7 @@ Status Vocab::load(const GgufFile& file, std::unique_ptr<Vocab>* out) {
   PGI_RETURN_IF_ERROR(special("tokenizer.ggml.bos_token_id", &v->bos_));
   PGI_RETURN_IF_ERROR(special("tokenizer.ggml.eos_token_id", &v->eos_));
   PGI_RETURN_IF_ERROR(special("tokenizer.ggml.eot_token_id", &v->eot_));
+  PGI_RETURN_IF_ERROR(special("tokenizer.ggml.padding_token_id", &v->pad_));
   int32_t eom = -1;
   PGI_RETURN_IF_ERROR(special("tokenizer.ggml.eom_token_id", &eom));
   // End-of-generation tokens: EOS, EOT, EOM, and the end-of-turn control tokens by name (the first found

@@ -78,6 +78,8 @@ class Vocab {
   // End of turn (tokenizer.ggml.eot_token_id, or a token named like <|eot_id|>, <|im_end|>, <|end|>,
   // <end_of_turn>), or -1.
   int32_t eot() const { return eot_; }
+  // Padding token (tokenizer.ggml.padding_token_id), or -1.
+  int32_t pad() const { return pad_; }
   // Whether `id` ends generation: EOS, EOT, EOM, or another end-of-turn control token of the vocabulary.
   bool is_eog(int32_t id) const;
   bool add_bos() const { return add_bos_; }
@@ -110,6 +112,7 @@ class Vocab {
   int32_t bos_ = -1;
   int32_t eos_ = -1;
   int32_t eot_ = -1;
+  int32_t pad_ = -1;
   std::vector<int32_t> eog_tokens_;  // sorted
   bool add_bos_ = false;
   bool add_eos_ = false;

@@ -135,6 +135,7 @@ TEST(Vocab, EndOfGenerationTokens) {
   EXPECT_TRUE(v->is_eog(end));
   EXPECT_TRUE(v->is_eog(v->eos()));
   EXPECT_FALSE(v->is_eog(v->find("<|user|>")));
+  EXPECT_EQ(v->pad(), 32000);  // Phi-3 pads with <|endoftext|>
 }
 
 }  // namespace
