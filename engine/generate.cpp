@@ -38,6 +38,10 @@ Status generate(Session& session, const Vocab* vocab, const std::vector<int32_t>
   std::vector<float> logits;
   std::vector<int32_t> next = prompt;
   for (int64_t i = 0; i < options.max_tokens; ++i) {
+    if (options.should_stop && options.should_stop()) {
+      result->finish = FinishReason::Cancelled;
+      return Status::ok_status();
+    }
     PGI_RETURN_IF_ERROR(session.eval(next, false, &logits));
     const int32_t id = sampler.sample(logits);
     if (vocab != nullptr && options.stop_at_eog && vocab->is_eog(id)) {

@@ -25,6 +25,8 @@ struct GenerateOptions {
   // Called with each piece of text as soon as it is final (held back while it may still become a stop
   // string or ends inside a UTF-8 character). Returning false abandons the generation (cancelled).
   std::function<bool(std::string_view piece)> on_text;
+  // Asked before every forward pass; returning true abandons the generation (cancelled).
+  std::function<bool()> should_stop;
 };
 
 // Why generation ended.

@@ -19,6 +19,10 @@ enum class StatusCode {
   OutOfMemory,      // an allocation (KV cache, buffers) could not be made
   IoError,          // the operating system refused (open, mmap, write)
   Internal,         // a bug of ours: reported, never an abort
+  PermissionDenied, // the caller may not do this (a model path outside the allowed folder)
+  Busy,             // no room now (request queue full)
+  NotReady,         // the object exists but cannot serve yet (a model still loading)
+  Timeout,          // the request ran past its time limit
 };
 
 // A status code with a human-readable message (lowercase, no trailing period, names the file or item).
@@ -51,6 +55,10 @@ inline Status not_found(std::string m) { return Status(StatusCode::NotFound, std
 inline Status io_error(std::string m) { return Status(StatusCode::IoError, std::move(m)); }
 inline Status out_of_memory(std::string m) { return Status(StatusCode::OutOfMemory, std::move(m)); }
 inline Status internal_error(std::string m) { return Status(StatusCode::Internal, std::move(m)); }
+inline Status permission_denied(std::string m) { return Status(StatusCode::PermissionDenied, std::move(m)); }
+inline Status busy(std::string m) { return Status(StatusCode::Busy, std::move(m)); }
+inline Status not_ready(std::string m) { return Status(StatusCode::NotReady, std::move(m)); }
+inline Status timeout(std::string m) { return Status(StatusCode::Timeout, std::move(m)); }
 
 // Returns from the enclosing function when `expr` (a Status) is a failure.
 #define PGI_RETURN_IF_ERROR(expr)        \

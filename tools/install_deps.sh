@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  build-essential cmake pkg-config libopenblas-dev libgtest-dev libpcre2-dev clang libclang-rt-14-dev \
+  build-essential cmake pkg-config libopenblas-dev libgtest-dev libpcre2-dev postgresql-server-dev-15 clang libclang-rt-14-dev \
   ca-certificates >/dev/null
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

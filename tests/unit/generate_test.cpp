@@ -102,6 +102,17 @@ TEST(Generate, CallbackCancels) {
   EXPECT_LT(r.ids.size(), 12u);
 }
 
+TEST(Generate, ShouldStopCancelsBetweenTokens) {
+  Fixture f;
+  GenerateOptions o;
+  o.max_tokens = 12;
+  int asked = 0;
+  o.should_stop = [&] { return ++asked > 3; };
+  const GenerateResult r = f.run(o, false);
+  EXPECT_EQ(r.finish, FinishReason::Cancelled);
+  EXPECT_EQ(r.ids.size(), 3u);
+}
+
 TEST(Generate, RejectsWhatDoesNotFitOrIsInvalid) {
   Fixture f;
   GenerateOptions o;

@@ -1,0 +1,379 @@
+// engine/server.cpp: the registry of models and the request handlers of the engine process.
+#include "engine/server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "engine/backend.h"
+#include "engine/chat_prompt.h"
+#include "engine/generate.h"
+#include "engine/json.h"
+#include "engine/model.h"
+#include "engine/session.h"
+#include "engine/tokenizer.h"
+#include "engine/vocab.h"
+
+namespace pginfer {
+
+// A model in the registry: its weights, vocabulary and backend once ready, and its counters.
+struct LoadedModel {
+  std::string name;
+  std::string path;                   // as resolved (no links, no "..")
+  std::atomic<bool> ready{false};     // false while loading
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Vocab> vocab;
+  std::unique_ptr<Backend> backend;
+  int64_t n_ctx = 0;                  // context of one request
+  std::string device = "cpu";
+  std::timed_mutex run_mutex;         // one generation at a time (until the scheduler exists)
+  std::atomic<int64_t> requests{0}, prompt_tokens{0}, generated_tokens{0}, queued{0}, active{0};
+  std::atomic<int64_t> generating_us{0};  // time spent generating, for tokens/s
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Whether the client on `fd` has closed its end (or sent something unexpected mid-request).
+bool peer_gone(int fd) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  return (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+Status reply_ok(int fd, const wire::FrameWriter& w) { return wire::write_all(fd, w.frame()); }
+
+// `path` resolved (links and ".." removed), or an error naming it.
+Status resolve(const std::string& path, std::string* out) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) return not_found("model file \"" + path + "\" does not exist or cannot be reached");
+  *out = resolved;
+  std::free(resolved);
+  return Status::ok_status();
+}
+
+// The load options of a JSON object: context_length, threads, device.
+struct LoadOptions {
+  int64_t context_length = 0;  // 0: the model's, at most 4096
+  int64_t threads = 0;
+  std::string device = "auto";
+};
+
+Status parse_load_options(const std::string& text, LoadOptions* out) {
+  if (text.empty()) return Status::ok_status();
+  JsonValue v;
+  PGI_RETURN_IF_ERROR(parse_json(text, &v));
+  if (v.type != JsonType::Object) return invalid_argument("model options must be a JSON object");
+  for (const auto& [key, value] : v.object) {
+    auto integer = [&](int64_t lo, int64_t hi, int64_t* slot) -> Status {
+      if (value.type != JsonType::Number || value.number != (double)(int64_t)value.number || value.number < lo ||
+          value.number > hi) {
+        return invalid_argument("model option \"" + key + "\" must be an integer from " + std::to_string(lo) +
+                                " to " + std::to_string(hi));
+      }
+      *slot = (int64_t)value.number;
+      return Status::ok_status();
+    };
+    if (key == "context_length") {
+      PGI_RETURN_IF_ERROR(integer(1, 1 << 24, &out->context_length));
+    } else if (key == "threads") {
+      PGI_RETURN_IF_ERROR(integer(0, 1024, &out->threads));
+    } else if (key == "device") {
+      if (value.type != JsonType::String || (value.string != "auto" && value.string != "cpu" && value.string != "cuda")) {
+        return invalid_argument("model option \"device\" must be \"auto\", \"cpu\" or \"cuda\"");
+      }
+      out->device = value.string;
+    } else {
+      return invalid_argument("unknown model option \"" + key + "\" (known: context_length, threads, device)");
+    }
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options) : options_(std::move(options)) {}
+Server::~Server() = default;
+
+void Server::serve_connection(int fd) {
+  for (;;) {
+    wire::Frame frame;
+    if (!wire::read_frame(fd, &frame).ok()) return;  // closed or malformed: drop the connection
+    wire::Fields fields;
+    Status st;
+    if (!fields.parse(frame.body)) {
+      st = invalid_argument("malformed request");
+    } else {
+      switch (frame.type) {
+        case PGI_MSG_LOAD: st = handle_load(fields, fd); break;
+        case PGI_MSG_UNLOAD: st = handle_unload(fields, fd); break;
+        case PGI_MSG_MODELS: st = handle_models(fd); break;
+        case PGI_MSG_GENERATE: st = handle_generate(fields, false, fd); break;
+        case PGI_MSG_CHAT: st = handle_generate(fields, true, fd); break;
+        case PGI_MSG_TOKENIZE: st = handle_tokenize(fields, fd); break;
+        case PGI_MSG_DETOKENIZE: st = handle_detokenize(fields, fd); break;
+        case PGI_MSG_STATS: st = handle_stats(fd); break;
+        default: st = invalid_argument("unknown request type " + std::to_string(frame.type));
+      }
+    }
+    if (!st.ok()) {
+      std::string hint;
+      if (st.code() == StatusCode::NotFound && frame.type != PGI_MSG_LOAD) {
+        hint = "Load it with llm_load_model(name, path).";
+      }
+      if (!wire::write_all(fd, wire::error_frame(st, hint)).ok()) return;
+    }
+  }
+}
+
+Status Server::find_model(const std::string& name, std::shared_ptr<LoadedModel>* out) {
+  std::lock_guard<std::mutex> lock(registry_mutex_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return not_found("model \"" + name + "\" is not loaded");
+  if (!it->second->ready) return not_ready("model \"" + name + "\" is still loading");
+  *out = it->second;
+  return Status::ok_status();
+}
+
+Status Server::handle_load(const wire::Fields& f, int fd) {
+  const std::string name = f.str(PGI_F_NAME);
+  if (name.empty() || name.size() > 63) return invalid_argument("a model name must have 1 to 63 bytes");
+  LoadOptions opts;
+  PGI_RETURN_IF_ERROR(parse_load_options(f.str(PGI_F_OPTIONS), &opts));
+  // The path must lie inside model_dir once links and ".." are resolved (checked here again whatever the
+  // client checked).
+  if (options_.model_dir.empty()) {
+    return permission_denied("no model folder is configured, so no model can be loaded");
+  }
+  std::string dir, path;
+  PGI_RETURN_IF_ERROR(resolve(options_.model_dir, &dir));
+  PGI_RETURN_IF_ERROR(resolve(f.str(PGI_F_PATH), &path));
+  if (path.compare(0, dir.size() + 1, dir + "/") != 0) {
+    return permission_denied("model file \"" + f.str(PGI_F_PATH) + "\" is outside the model folder \"" + dir + "\"");
+  }
+  if (opts.device == "cuda") return unsupported("device \"cuda\" is not available: this engine has no CUDA backend");
+  auto entry = std::make_shared<LoadedModel>();
+  entry->name = name;
+  entry->path = path;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    auto it = models_.find(name);
+    if (it != models_.end()) {
+      if (it->second->path == path) {  // loading the same file again is a no-op (or waits for the first load)
+        entry = it->second;
+      } else {
+        return invalid_argument("model \"" + name + "\" is already loaded from \"" + it->second->path +
+                                "\"; unload it first");
+      }
+    } else {
+      models_[name] = entry;
+    }
+  }
+  static std::mutex load_mutex;  // loads run one at a time; requests for other models go on
+  {
+    std::lock_guard<std::mutex> load_lock(load_mutex);
+    if (!entry->ready) {
+      Status st = Model::load(path, &entry->model);
+      if (st.ok()) st = Vocab::load(entry->model->file(), &entry->vocab);
+      if (st.ok()) {
+        CpuBackendOptions cpu;
+        cpu.threads = (int)(opts.threads > 0 ? opts.threads : options_.threads);
+        entry->backend = make_cpu_backend(cpu);
+        st = entry->backend->prepare(*entry->model);
+      }
+      const int64_t trained = st.ok() ? entry->model->config().n_ctx_train : 0;
+      if (st.ok() && opts.context_length > trained) {
+        st = invalid_argument("context_length " + std::to_string(opts.context_length) +
+                              " exceeds the model's trained context of " + std::to_string(trained));
+      }
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(registry_mutex_);
+        if (models_[name] == entry) models_.erase(name);
+        return st;
+      }
+      entry->n_ctx = opts.context_length > 0 ? opts.context_length : std::min<int64_t>(trained, 4096);
+      entry->ready = true;
+    }
+  }
+  return reply_ok(fd, wire::FrameWriter(PGI_MSG_OK));
+}
+
+Status Server::handle_unload(const wire::Fields& f, int fd) {
+  const std::string name = f.str(PGI_F_NAME);
+  std::shared_ptr<LoadedModel> entry;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return not_found("model \"" + name + "\" is not loaded");
+    entry = it->second;
+    models_.erase(it);
+  }
+  // Requests still running keep their reference; the weights go when the last one ends.
+  return reply_ok(fd, wire::FrameWriter(PGI_MSG_OK));
+}
+
+Status Server::handle_models(int fd) {
+  wire::FrameWriter w(PGI_MSG_OK);
+  std::lock_guard<std::mutex> lock(registry_mutex_);
+  for (const auto& [name, m] : models_) {
+    wire::FrameWriter row(PGI_MSG_OK);
+    row.str(PGI_F_NAME, name).str(PGI_F_PATH, m->path).str(PGI_F_DEVICE, m->device);
+    row.str(PGI_F_STATUS, m->ready ? "ready" : "loading");
+    if (m->ready) {
+      row.str(PGI_F_ARCHITECTURE, m->model->config().arch_name)
+          .i64(PGI_F_PARAMETERS, m->model->parameter_count())
+          .str(PGI_F_TENSOR_TYPE, type_name(m->model->main_weight_type()))
+          .i64(PGI_F_CONTEXT, m->n_ctx)
+          .i64(PGI_F_MEMORY, (int64_t)m->model->file().file_size());
+    }
+    w.row(row);
+  }
+  return reply_ok(fd, w);
+}
+
+Status Server::handle_stats(int fd) {
+  wire::FrameWriter w(PGI_MSG_OK);
+  std::lock_guard<std::mutex> lock(registry_mutex_);
+  for (const auto& [name, m] : models_) {
+    const double seconds = m->generating_us.load() / 1e6;
+    wire::FrameWriter row(PGI_MSG_OK);
+    row.str(PGI_F_NAME, name)
+        .i64(PGI_F_REQUESTS, m->requests)
+        .i64(PGI_F_PROMPT_TOKENS, m->prompt_tokens)
+        .i64(PGI_F_GEN_TOKENS, m->generated_tokens)
+        .f64(PGI_F_TOKENS_PER_S, seconds > 0 ? m->generated_tokens / seconds : 0.0)
+        .i64(PGI_F_QUEUED, m->queued)
+        .i64(PGI_F_ACTIVE, m->active);
+    w.row(row);
+  }
+  return reply_ok(fd, w);
+}
+
+Status Server::handle_tokenize(const wire::Fields& f, int fd) {
+  std::shared_ptr<LoadedModel> m;
+  PGI_RETURN_IF_ERROR(find_model(f.str(PGI_F_MODEL), &m));
+  std::vector<int32_t> ids;
+  PGI_RETURN_IF_ERROR(tokenize(*m->vocab, f.str(PGI_F_TEXT), true, &ids));
+  return reply_ok(fd, wire::FrameWriter(PGI_MSG_OK).ids(PGI_F_IDS, ids));
+}
+
+Status Server::handle_detokenize(const wire::Fields& f, int fd) {
+  std::shared_ptr<LoadedModel> m;
+  PGI_RETURN_IF_ERROR(find_model(f.str(PGI_F_MODEL), &m));
+  std::vector<int32_t> ids;
+  PGI_RETURN_IF_ERROR(f.ids(PGI_F_IDS, &ids));
+  std::string text;
+  PGI_RETURN_IF_ERROR(detokenize(*m->vocab, ids, &text));
+  return reply_ok(fd, wire::FrameWriter(PGI_MSG_OK).str(PGI_F_TEXT, text));
+}
+
+Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
+  const Clock::time_point start = Clock::now();
+  std::shared_ptr<LoadedModel> m;
+  PGI_RETURN_IF_ERROR(find_model(f.str(PGI_F_MODEL), &m));
+  GenerateOptions o;
+  int64_t top_k = 0, seed = -1, stream = 0;
+  double temperature = 0, top_p = 1, min_p = 0, repeat_penalty = 1;
+  PGI_RETURN_IF_ERROR(f.i64(PGI_F_MAX_TOKENS, 128, &o.max_tokens));
+  PGI_RETURN_IF_ERROR(f.f64(PGI_F_TEMPERATURE, 0, &temperature));
+  PGI_RETURN_IF_ERROR(f.f64(PGI_F_TOP_P, 1, &top_p));
+  PGI_RETURN_IF_ERROR(f.i64(PGI_F_TOP_K, 0, &top_k));
+  PGI_RETURN_IF_ERROR(f.f64(PGI_F_MIN_P, 0, &min_p));
+  PGI_RETURN_IF_ERROR(f.f64(PGI_F_REPEAT_PENALTY, 1, &repeat_penalty));
+  PGI_RETURN_IF_ERROR(f.i64(PGI_F_STREAM, 0, &stream));
+  if (o.max_tokens < 0 || o.max_tokens > INT32_MAX) return invalid_argument("max_tokens must be from 0 to 2147483647");
+  if (top_k < 0 || top_k > INT32_MAX) return invalid_argument("top_k must be from 0 to 2147483647");
+  o.sampling.temperature = (float)temperature;
+  o.sampling.top_p = (float)top_p;
+  o.sampling.top_k = (int32_t)top_k;
+  o.sampling.min_p = (float)min_p;
+  o.sampling.repeat_penalty = (float)repeat_penalty;
+  if (f.has(PGI_F_SEED)) {
+    PGI_RETURN_IF_ERROR(f.i64(PGI_F_SEED, 0, &seed));
+    o.sampling.seed = (uint64_t)seed;
+  } else {
+    o.sampling.seed = std::random_device{}();
+  }
+  PGI_RETURN_IF_ERROR(validate_sampling(o.sampling));
+  o.stops = f.all(PGI_F_STOP);
+
+  // The prompt's tokens: the text as it is, or the messages formatted with the model's chat template.
+  std::vector<int32_t> prompt;
+  if (chat) {
+    std::vector<ChatMessage> messages;
+    PGI_RETURN_IF_ERROR(parse_chat_messages(f.str(PGI_F_MESSAGES), &messages));
+    ChatTemplate tmpl;
+    Status st = model_chat_template(m->model->file(), &tmpl);
+    if (st.code() == StatusCode::NotFound) {  // the model exists; it just cannot chat
+      return unsupported("model \"" + m->name + "\" cannot chat: " + st.message());
+    }
+    PGI_RETURN_IF_ERROR(st);
+    PGI_RETURN_IF_ERROR(chat_prompt_ids(*m->vocab, tmpl, messages, &prompt));
+  } else {
+    PGI_RETURN_IF_ERROR(tokenize(*m->vocab, f.str(PGI_F_PROMPT), true, &prompt));
+  }
+  if (prompt.empty()) return invalid_argument("the prompt is empty");
+  if ((int64_t)prompt.size() + o.max_tokens > m->n_ctx) {
+    return invalid_argument("a prompt of " + std::to_string(prompt.size()) + " tokens plus " +
+                            std::to_string(o.max_tokens) + " new tokens exceeds the context of " +
+                            std::to_string(m->n_ctx) + " positions of model \"" + m->name + "\"");
+  }
+  // Stops when the client is gone or the time is up.
+  const double limit = options_.request_timeout_s;
+  bool timed_out = false;
+  auto should_stop = [&] {
+    if (limit > 0 && std::chrono::duration<double>(Clock::now() - start).count() > limit) timed_out = true;
+    return timed_out || peer_gone(fd);
+  };
+  // Wait for the model, in the queue.
+  if (m->queued.fetch_add(1) >= options_.max_queue) {
+    m->queued.fetch_sub(1);
+    return busy("the queue of model \"" + m->name + "\" is full (" + std::to_string(options_.max_queue) + " requests)");
+  }
+  std::unique_lock<std::timed_mutex> run(m->run_mutex, std::defer_lock);
+  while (!run.try_lock_for(std::chrono::milliseconds(20))) {
+    if (should_stop()) break;
+  }
+  m->queued.fetch_sub(1);
+  if (!run.owns_lock()) {
+    if (timed_out) return timeout("the request ran past pg_infer.request_timeout while waiting for the model");
+    return Status::ok_status();  // the client left: nobody to answer
+  }
+  m->active.fetch_add(1);
+  const Clock::time_point began = Clock::now();
+  std::unique_ptr<Session> session;
+  Status st = Session::create(*m->model, *m->backend, (int64_t)prompt.size() + std::max<int64_t>(o.max_tokens, 1), &session);
+  GenerateResult result;
+  if (st.ok()) {
+    o.should_stop = should_stop;
+    if (stream != 0) {
+      o.on_text = [&](std::string_view piece) {
+        return wire::write_all(fd, wire::FrameWriter(PGI_MSG_PIECE).str(PGI_F_TEXT, piece).frame()).ok();
+      };
+    }
+    st = o.max_tokens == 0 ? Status::ok_status() : generate(*session, m->vocab.get(), prompt, o, &result);
+  }
+  m->active.fetch_sub(1);
+  m->requests.fetch_add(1);
+  m->prompt_tokens.fetch_add((int64_t)prompt.size());
+  m->generated_tokens.fetch_add((int64_t)result.ids.size());
+  m->generating_us.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - began).count());
+  PGI_RETURN_IF_ERROR(st);
+  if (result.finish == FinishReason::Cancelled) {
+    if (timed_out) return timeout("the request ran past pg_infer.request_timeout");
+    return Status::ok_status();  // the client left
+  }
+  wire::FrameWriter w(PGI_MSG_OK);
+  if (stream == 0) w.str(PGI_F_TEXT, result.text);
+  w.i64(PGI_F_PROMPT_TOKENS, (int64_t)prompt.size()).i64(PGI_F_GEN_TOKENS, (int64_t)result.ids.size());
+  return reply_ok(fd, w);
+}
+
+}  // namespace pginfer

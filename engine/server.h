@@ -1,0 +1,57 @@
+// engine/server.h: the engine process's request handling: the registry of loaded models and one handler
+// per connection (load, unload, list, generate, chat, tokenize, detokenize, stats), speaking
+// engine/protocol.h. The socket setup and the process itself live in tools/pg_infer_engine.
+//
+// Until the scheduler of the serving core exists, a model runs one generation at a time; requests for it
+// wait in a queue of bounded length, and a request whose client has gone away or whose time is up stops
+// before its next token.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/status.h"
+#include "engine/wire.h"
+
+namespace pginfer {
+
+// What the engine was started with.
+struct ServerOptions {
+  std::string model_dir;          // only files under this folder (after resolving links) can be loaded
+  int threads = 0;                // CPU threads per model when the load options do not say (0: all cores)
+  int64_t max_queue = 64;         // requests waiting for one model at most
+  double request_timeout_s = 0;   // a request running longer fails (0: no limit)
+};
+
+struct LoadedModel;  // a model in the registry (server.cpp)
+
+// The engine's state and request handlers; one instance per process, shared by connection threads.
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+
+  // Serves requests on connected socket `fd` until the peer closes it (the caller closes `fd`).
+  void serve_connection(int fd);
+
+ private:
+  // Each handler answers one request on `fd`; a failed Status becomes an ERROR reply.
+  Status handle_load(const wire::Fields& f, int fd);
+  Status handle_unload(const wire::Fields& f, int fd);
+  Status handle_models(int fd);
+  Status handle_generate(const wire::Fields& f, bool chat, int fd);
+  Status handle_tokenize(const wire::Fields& f, int fd);
+  Status handle_detokenize(const wire::Fields& f, int fd);
+  Status handle_stats(int fd);
+  // The ready model called `name`; NotFound or NotReady otherwise.
+  Status find_model(const std::string& name, std::shared_ptr<LoadedModel>* out);
+
+  ServerOptions options_;
+  std::mutex registry_mutex_;
+  std::map<std::string, std::shared_ptr<LoadedModel>> models_;
+};
+
+}  // namespace pginfer

@@ -1,0 +1,113 @@
+-- pg_infer: loading models, generation, chat, streaming, tokens, statistics, and every error a user can
+-- cause. Models are synthetic (random weights, written by tests/pg/run_regress.sh), decoding is greedy,
+-- so every output is deterministic.
+CREATE EXTENSION pg_infer;
+-- Errors are shown as SQLSTATE and message, with the scratch model folder written $MODEL_DIR.
+CREATE TABLE regress_model_dir AS SELECT current_setting('pg_infer.model_dir') AS dir;
+GRANT SELECT ON regress_model_dir TO PUBLIC;
+CREATE FUNCTION try(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE q;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || replace(SQLERRM, (SELECT dir FROM regress_model_dir), '$MODEL_DIR');
+END $$;
+
+-- Loading (paths are relative to pg_infer.model_dir or absolute inside it).
+SELECT llm_load_model('tiny', 'tiny.gguf');
+SELECT llm_load_model('tiny', 'tiny.gguf');  -- again: nothing changes
+SELECT llm_load_model('chat', 'tiny-chat.gguf', '{"context_length": 512, "threads": 1}');
+SELECT name, architecture, parameters, tensor_type, context_length, device, status
+  FROM llm_models() ORDER BY name;
+SELECT name, options FROM llm_model_registry ORDER BY name;
+
+-- Generation: greedy, deterministic, the continuation only.
+SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 8);
+SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 8) =
+       llm_generate('Once upon a time', 'tiny', max_tokens => 8) AS repeatable;
+SET pg_infer.default_model = 'tiny';
+SELECT llm_generate('Once upon a time', max_tokens => 8) =
+       llm_generate('Once upon a time', 'tiny', max_tokens => 8) AS default_model_used;
+SELECT length(llm_generate('Once upon a time', max_tokens => 0)) AS nothing;
+SELECT llm_generate(NULL) IS NULL AS null_prompt;
+-- Sampling with a seed repeats; a stop string ends the text before it.
+SELECT llm_generate('Once upon a time', max_tokens => 12, temperature => 0.9, top_k => 40, top_p => 0.9,
+                    min_p => 0.05, repeat_penalty => 1.1, seed => 42) =
+       llm_generate('Once upon a time', max_tokens => 12, temperature => 0.9, top_k => 40, top_p => 0.9,
+                    min_p => 0.05, repeat_penalty => 1.1, seed => 42) AS seeded_repeats;
+WITH full_text AS (SELECT llm_generate('Once upon a time', max_tokens => 12) AS t)
+SELECT llm_generate('Once upon a time', max_tokens => 12, stop => ARRAY[substr(t, 6, 3)]) = substr(t, 1, 5)
+       AS stopped_before_stop_string
+  FROM full_text;
+
+-- Streaming gives the same text in pieces.
+SELECT count(*) > 1 AS several_pieces,
+       string_agg(piece, '' ORDER BY n) = llm_generate('Once upon a time', max_tokens => 8) AS same_text
+  FROM llm_generate_stream('Once upon a time', max_tokens => 8) WITH ORDINALITY AS s(piece, n);
+
+-- Chat with the model's own template (Phi-3's).
+SELECT llm_chat('[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]',
+                'chat', max_tokens => 6) IS NOT NULL AS chat_answers;
+SELECT llm_chat('[{"role": "user", "content": "Hello"}]', 'chat', max_tokens => 6) =
+       llm_chat('[{"role": "user", "content": "Hello"}]', 'chat', max_tokens => 6) AS chat_repeatable;
+
+-- Tokens.
+SELECT llm_tokenize('Hello world');
+SELECT llm_detokenize(llm_tokenize('Hello world, ¿qué tal? 🦙'));
+SELECT 1 <> ALL ((llm_tokenize('<s>'))[2:]) AS special_text_is_text;
+
+-- Statistics.
+SELECT model, requests > 0 AS used, prompt_tokens > 0 AS prompted, generated_tokens > 0 AS generated,
+       queue_depth, active_sequences
+  FROM llm_stats() ORDER BY model;
+
+-- Errors, with their SQLSTATEs.
+SELECT try($$SELECT llm_generate('x', 'nope')$$);
+SELECT try($$SELECT llm_generate('x', max_tokens => 100000)$$);
+SELECT try($$SELECT llm_generate('x', temperature => -1)$$);
+SELECT try($$SELECT llm_generate('x', top_p => 0)$$);
+SELECT try($$SELECT llm_generate('x', top_k => -1)$$);
+SELECT try($$SELECT llm_chat('[{"role": "wizard", "content": "x"}]', 'chat')$$);
+SELECT try($$SELECT llm_chat('[{"role": "user"', 'chat')$$);
+SELECT try($$SELECT llm_chat('[{"role": "user", "content": "x"}]', 'tiny')$$);
+SELECT try($$SELECT llm_detokenize(ARRAY[1, 999999])$$);
+RESET pg_infer.default_model;
+SELECT try($$SELECT llm_generate('x')$$);
+SELECT try($$SELECT llm_load_model('bad', '/etc/passwd')$$);
+SELECT try($$SELECT llm_load_model('bad', '../server.log')$$);
+SELECT try($$SELECT llm_load_model('bad', 'missing.gguf')$$);
+SELECT try($$SELECT llm_load_model('bad', 'tiny.gguf', '{"device": "tpu"}')$$);
+SELECT try($$SELECT llm_load_model('bad', 'tiny.gguf', '{"context_length": 999999}')$$);
+SELECT try($$SELECT llm_load_model('tiny', 'tiny-chat.gguf')$$);
+DO $$ BEGIN
+  EXECUTE format('COPY (SELECT %L) TO %L', 'not a model at all', current_setting('pg_infer.model_dir') || '/corrupt.gguf');
+END $$;
+SELECT try($$SELECT llm_load_model('corrupt', 'corrupt.gguf')$$);
+
+-- Privileges: loading needs superuser or pg_read_server_files; generating is for everyone.
+CREATE ROLE regress_user;
+CREATE ROLE regress_loader IN ROLE pg_read_server_files;
+SET ROLE regress_user;
+SELECT try($$SELECT llm_load_model('x', 'tiny.gguf')$$);
+SELECT try($$SELECT llm_unload_model('tiny')$$);
+SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 2) IS NOT NULL AS user_generates;
+RESET ROLE;
+SET ROLE regress_loader;
+SELECT llm_load_model('tiny2', 'tiny.gguf');
+SELECT try($$SELECT llm_load_model('y', '/etc/hostname')$$);
+SELECT llm_unload_model('tiny2');
+RESET ROLE;
+
+-- Cancellation: statement_timeout stops a long generation, and the engine serves the next call.
+SET statement_timeout = '300ms';
+SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 2000);
+RESET statement_timeout;
+SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 8) IS NOT NULL AS engine_still_serves;
+SELECT queue_depth, active_sequences FROM llm_stats() WHERE model = 'tiny';
+
+-- Unloading.
+SELECT llm_unload_model('chat');
+SELECT try($$SELECT llm_unload_model('chat')$$);
+SELECT name FROM llm_models() ORDER BY name;
+DROP ROLE regress_user;
+DROP ROLE regress_loader;
