@@ -40,8 +40,12 @@ constexpr const char* kDeepseekLlmLetters =
     R"(\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}\x{10400}-\x{1044F}\x{104B0}-\x{104D3}\x{104D8}-\x{104FB})"
     R"(\x{10C80}-\x{10CB2}\x{10CC0}-\x{10CF2}\x{118A0}-\x{118DF}\x{1E900}-\x{1E943})"
     R"(]+)";
-// CJK ideographs, the range U+0800..U+4E00 and Hangul, as DeepSeek groups them.
-constexpr const char* kDeepseekCjk = "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
+// CJK ideographs, the range U+0800..U+4E00 and Hangul, as DeepSeek groups them. llama.cpp matches these
+// expressions with non-ASCII whitespace replaced by U+000B, so their literal ranges never take a space:
+// the (?!...) excludes what that replacement hides.
+constexpr const char* kDeepseekCjk =
+    R"((?:(?![\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]))"
+    R"([\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}])+)";
 
 // One pre-tokenizer: its names, expressions and flags.
 struct Definition {
@@ -63,8 +67,8 @@ const Definition kDefinitions[] = {
     {{"qwen2", "stablelm2", "deepseek-r1-qwen", "megrez"}, {kQwen2}, false, false},
     {{"deepseek-llm"},
      {"[\\r\\n]", kDeepseekLlmLetters,
-      "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+", "\\s+$",
-      kDeepseekCjk, "\\p{N}+"},
+      "\\s?(?:(?!\\x{3000})[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}])+",
+      "\\s+$", kDeepseekCjk, "\\p{N}+"},
      false, false},
     {{"deepseek-coder"}, {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", kDeepseekCjk, "\\p{N}"}, false, false},
     {{"deepseek-v3"},
@@ -75,6 +79,40 @@ const Definition kDefinitions[] = {
     {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"},
      {R"(\p{N})", kGpt2}, false, false},
 };
+
+// llama.cpp's whitespace (Unicode's White_Space property), which \s and \S are rewritten to: PCRE2's own
+// \s also takes U+180E, which Unicode no longer counts as a space.
+constexpr std::string_view kWhitespaceItems =
+    R"(\t\n\x{0B}\f\r\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+
+// `pattern` with \s and \S spelled as explicit classes of kWhitespaceItems (inside a class, \s becomes
+// the items themselves; the expressions never use \S inside a class).
+std::string with_llama_whitespace(std::string_view pattern) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char e = pattern[++i];
+      if (e == 's') {
+        out += in_class ? std::string(kWhitespaceItems) : "[" + std::string(kWhitespaceItems) + "]";
+      } else if (e == 'S' && !in_class) {
+        out += "[^" + std::string(kWhitespaceItems) + "]";
+      } else {
+        out += c;
+        out += e;
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+    } else if (c == ']' && in_class) {
+      in_class = false;
+    }
+    out += c;
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -114,7 +152,8 @@ Status PreTokenizer::create(std::string_view name, std::unique_ptr<PreTokenizer>
     int error = 0;
     PCRE2_SIZE error_offset = 0;
     // UCP: \s, \p{..} and classes follow Unicode; DOLLAR_ENDONLY: "$" is the end of the piece only.
-    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
+    const std::string expression = with_llama_whitespace(pattern);
+    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(expression.c_str()), PCRE2_ZERO_TERMINATED,
                                      PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK, &error,
                                      &error_offset, nullptr);
     if (code == nullptr) {

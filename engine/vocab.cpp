@@ -115,14 +115,7 @@ Status Vocab::load(const GgufFile& file, std::unique_ptr<Vocab>* out) {
     }
   }
 
-  for (uint64_t i = 0; i < n; ++i) {
-    const TokenType t = v->types_[i];
-    if (t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown) {
-      v->special_tokens_.push_back((int32_t)i);
-    }
-  }
-  std::stable_sort(v->special_tokens_.begin(), v->special_tokens_.end(),
-                   [&](int32_t a, int32_t b) { return v->texts_[a].size() > v->texts_[b].size(); });
+
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof name, "<0x%02X>", b);
@@ -153,9 +146,21 @@ Status Vocab::load(const GgufFile& file, std::unique_ptr<Vocab>* out) {
   for (std::string_view name : kEndOfTurnTexts) {
     const int32_t id = v->find(name);
     if (id < 0) continue;
+    // As llama.cpp does, a token named like an end of turn is a control token whatever its stored type
+    // (Phi-3 stores </s> as user-defined), so plain text never turns into it.
+    v->types_[id] = TokenType::Control;
     if (v->eot_ < 0 && name != "<|endoftext|>" && name != "<|end_of_text|>" && name != "</s>") v->eot_ = id;
     v->eog_tokens_.push_back(id);
   }
+  // What special-token parsing looks for, the longest text first.
+  for (uint64_t i = 0; i < n; ++i) {
+    const TokenType t = v->types_[i];
+    if (t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown) {
+      v->special_tokens_.push_back((int32_t)i);
+    }
+  }
+  std::stable_sort(v->special_tokens_.begin(), v->special_tokens_.end(),
+                   [&](int32_t a, int32_t b) { return v->texts_[a].size() > v->texts_[b].size(); });
   std::sort(v->eog_tokens_.begin(), v->eog_tokens_.end());
   v->eog_tokens_.erase(std::unique(v->eog_tokens_.begin(), v->eog_tokens_.end()), v->eog_tokens_.end());
   v->add_bos_ = v->kind_ == TokenizerKind::SentencePiece || (v->pre_tokenizer_ && v->pre_tokenizer_->adds_bos());

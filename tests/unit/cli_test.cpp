@@ -31,6 +31,18 @@ CommandResult infer(const std::string& args) {
   return r;
 }
 
+// Runs a shell command line (a pipeline into infer), stdout and stderr together.
+CommandResult infer_sh(const std::string& command_line) {
+  FILE* p = popen(("(" + command_line + ") 2>&1").c_str(), "r");
+  CommandResult r{-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
 std::string model() { return testing::synthetic_model("tiny", TensorType::Q8_0); }
 
 TEST(Cli, UsageErrorsExitWithTwo) {
@@ -117,6 +129,21 @@ TEST(Cli, TextInTextOut) {
   // Byte-level BPE vocabularies (GPT-2's here) take text too.
   r = infer("generate -m " + testing::synthetic_model("tiny-qwen2", TensorType::Q8_0) + " -p hi -n 2");
   EXPECT_EQ(r.code, 0) << r.out;
+}
+
+TEST(Cli, TokenizeBatchGivesOneLinePerNulSeparatedText) {
+  const std::string vocab = testing::shared_dir() + "/vocab/ggml-vocab-llama-spm.gguf";
+  const std::string tokenize = std::string(PG_INFER_INFER_BIN) + " tokenize -m " + vocab + " --no-bos ";
+  // An empty text is an empty line; the last text's NUL is optional.
+  for (const char* flag : {"-0", "--null"}) {
+    CommandResult r = infer_sh("printf 'Hello world\\000\\000Hello' | " + tokenize + flag);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out, "15043 3186\n\n15043\n");
+    r = infer_sh("printf 'Hello world\\000' | " + tokenize + flag);
+    EXPECT_EQ(r.out, "15043 3186\n");
+  }
+  EXPECT_EQ(infer_sh("printf '' | " + tokenize + "-0").out, "");
+  EXPECT_EQ(infer_sh("printf 'x' | " + tokenize + "stray").code, 2);
 }
 
 TEST(Cli, GenerateScoreInfoAndBench) {

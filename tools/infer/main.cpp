@@ -21,7 +21,9 @@ const Command kCommands[] = {
      "[--ids] [--threads T] [--ctx N]"},
     {"score", pginfer::cli::cmd_score, "infer score -m MODEL --ids \"ID ID ...\" --json [--threads T]"},
     {"bench", pginfer::cli::cmd_bench, "infer bench -m MODEL --prompt N --gen N [--threads T] --json"},
-    {"tokenize", pginfer::cli::cmd_tokenize, "infer tokenize -m MODEL [--no-bos] [--parse-special] < TEXT"},
+    {"tokenize", pginfer::cli::cmd_tokenize,
+     "infer tokenize -m MODEL [--no-bos] [--parse-special] [-0|--null] < TEXT   (-0: texts separated by NUL "
+     "bytes, one line of ids each)"},
     {"detokenize", pginfer::cli::cmd_detokenize, "infer detokenize -m MODEL ID..."},
     {"synth", pginfer::cli::cmd_synth,
      "infer synth --shape NAME --type TYPE --vocab VOCAB.gguf -o OUT.gguf [--seed S] [--threads T]"},
