@@ -155,6 +155,19 @@ TEST(Tokenizer, SpecialTokensAsLlamaCppParsesThem) {
   EXPECT_EQ(std::count(plain.begin(), plain.end(), 50256), 0);
 }
 
+// Cases the randomized comparison with llama.cpp once found (ids from llama.cpp on the same files).
+TEST(Tokenizer, WhitespaceAndControlTokensAsLlamaCppSeesThem) {
+  // U+180E is not whitespace (PCRE2's \s says it is).
+  EXPECT_EQ(ids_of(*shared_vocab("gpt-2"), "a\u180Eb  c", false), (std::vector<int32_t>{64, 157, 254, 236, 65, 220, 269}));
+  // DeepSeek's literal ranges (CJK, full-width punctuation) never take a non-ASCII space.
+  EXPECT_EQ(ids_of(*shared_vocab("deepseek-coder"), "x\u2009s  \u3000y \u4E2D\u6587", false),
+            (std::vector<int32_t>{87, 350, 6950, 243, 343, 209, 88, 207, 759, 1919}));
+  EXPECT_EQ(ids_of(*shared_vocab("deepseek-llm"), "x\u2009s  \u3000y \u3002", false),
+            (std::vector<int32_t>{87, 36004, 82, 243, 88946, 88, 207, 398}));
+  // Phi-3 stores </s> as user-defined, yet it is a control token: text without special parsing stays text.
+  EXPECT_EQ(ids_of(*shared_vocab("phi-3"), "hi</s> there", false), (std::vector<int32_t>{7251, 829, 29879, 29958, 727}));
+}
+
 TEST(Tokenizer, BytePairDetokenizesToTheSameText) {
   for (const char* name : {"gpt-2", "falcon", "deepseek-coder", "starcoder"}) {
     auto vocab = shared_vocab(name);
