@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "engine/tokenizer.h"
+#include "engine/utf8.h"
 
 namespace pginfer {
 
@@ -30,8 +31,10 @@ Status generate(Session& session, const Vocab* vocab, const std::vector<int32_t>
     std::string ignored;
     PGI_RETURN_IF_ERROR(detok->next(prompt.back(), &ignored));
   }
-  // Hands shown text to the caller; false when the caller cancels.
-  auto emit = [&](const std::string& text) {
+  // Hands shown text to the caller, as valid UTF-8 (bytes the model put together wrongly become U+FFFD;
+  // a character still incomplete is held back by the stop matcher); false when the caller cancels.
+  auto emit = [&](std::string text) {
+    if (!is_valid_utf8(text)) text = replace_invalid_utf8(text);
     result->text += text;
     return text.empty() || !options.on_text || options.on_text(text);
   };

@@ -35,7 +35,7 @@ enum class FinishReason { Length, EndOfGeneration, Stop, Cancelled };
 // What generate() produced.
 struct GenerateResult {
   std::vector<int32_t> ids;  // the sampled tokens, without a final end-of-generation token
-  std::string text;          // their text, without the stop string
+  std::string text;          // their text, without the stop string; always valid UTF-8
   FinishReason finish = FinishReason::Length;
 };
 

@@ -18,6 +18,7 @@
 #include "engine/model.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
+#include "engine/utf8.h"
 #include "engine/vocab.h"
 
 namespace pginfer {
@@ -271,6 +272,7 @@ Status Server::handle_detokenize(const wire::Fields& f, int fd) {
   PGI_RETURN_IF_ERROR(f.ids(PGI_F_IDS, &ids));
   std::string text;
   PGI_RETURN_IF_ERROR(detokenize(*m->vocab, ids, &text));
+  if (!is_valid_utf8(text)) text = replace_invalid_utf8(text);  // SQL text must be valid
   return reply_ok(fd, wire::FrameWriter(PGI_MSG_OK).str(PGI_F_TEXT, text));
 }
 

@@ -259,6 +259,53 @@ for_each_row(const EngineFrame *reply, void (*fn) (const char *row, int len, voi
 	}
 }
 
+/* Loads every model of this database's registry that the MODELS reply `listed` lacks; true when it
+ * loaded one. */
+static bool
+reload_missing(Oid fn_oid, const EngineFrame *listed)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *names = NIL;
+	bool		loaded = false;
+	ListCell   *lc;
+
+	SPI_connect();
+	if (SPI_execute(psprintf("SELECT name FROM %s ORDER BY name", registry_table(fn_oid)), true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext spi = MemoryContextSwitchTo(caller);
+
+			names = lappend(names, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+			MemoryContextSwitchTo(spi);
+		}
+	}
+	SPI_finish();
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+		bool		present = false;
+		PgiReader	r;
+		uint16		tag;
+		const uint8 *data;
+		uint32		len;
+
+		pgi_reader_init(&r, listed->body.data, listed->body.len);
+		while (!present && pgi_next_field(&r, &tag, &data, &len))
+		{
+			if (tag == PGI_F_ROW)
+			{
+				char	   *row_name = engine_get_text((const char *) data, len, PGI_F_NAME);
+
+				present = strcmp(row_name, name) == 0;
+			}
+		}
+		if (!present)
+			loaded |= reload_from_registry(fn_oid, name);
+	}
+	return loaded;
+}
+
 /* Appends a text value (NULL when the field is absent). */
 static void
 put_text_or_null(const char *row, int len, uint16 tag, Datum *value, bool *isnull)
@@ -324,6 +371,9 @@ llm_models(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	engine_frame_init(&request, PGI_MSG_MODELS);
 	engine_call(&request, &reply, true);
+	/* Registered models the engine lost (it restarted) are loaded again, so that the list shows them. */
+	if (reload_missing(fcinfo->flinfo->fn_oid, &reply))
+		engine_call(&request, &reply, true);
 	for_each_row(&reply, model_row, rsinfo);
 	return (Datum) 0;
 }

@@ -1,7 +1,8 @@
 /*
  * extension/supervisor.c: the supervisor background worker. It starts the engine program
  * (pg_infer_engine, next to postgres) in the data directory, restarts it with backoff when it exits,
- * restarts it when its settings change, and stops it at shutdown. The engine is killed by the kernel if
+ * restarts it when its settings change (sessions load their registered models again on first use), and
+ * stops it at shutdown. The engine is killed by the kernel if
  * the supervisor dies (PR_SET_PDEATHSIG) and checks its parent itself, so it never outlives the server.
  */
 #include "postgres.h"
@@ -119,6 +120,8 @@ pg_infer_supervisor_main(Datum arg)
 	long		backoff = MIN_BACKOFF_MS;
 	char	   *running_model_dir = NULL;
 	int			running_threads = 0;
+	int			running_max_queue = 0;
+	int			running_timeout = 0;
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -150,7 +153,8 @@ pg_infer_supervisor_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			if (engine > 0 && (strcmp(running_model_dir, pg_infer_model_dir) != 0 ||
-							   running_threads != pg_infer_threads))
+							   running_threads != pg_infer_threads || running_max_queue != pg_infer_max_queue ||
+							   running_timeout != pg_infer_request_timeout))
 			{
 				ereport(LOG, (errmsg("pg_infer supervisor restarts the engine for new settings")));
 				stop_engine(engine);
@@ -166,6 +170,8 @@ pg_infer_supervisor_main(Datum arg)
 				pfree(running_model_dir);
 			running_model_dir = pstrdup(pg_infer_model_dir);
 			running_threads = pg_infer_threads;
+			running_max_queue = pg_infer_max_queue;
+			running_timeout = pg_infer_request_timeout;
 			if (engine == 0)
 			{
 				backoff = Min(backoff * 2, MAX_BACKOFF_MS);

@@ -11,6 +11,7 @@
 #include "engine/model.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
+#include "engine/utf8.h"
 #include "engine/vocab.h"
 #include "tests/unit/test_models.h"
 
@@ -73,6 +74,29 @@ TEST(Generate, TextIsTheDetokenizedIdsAndStreamsInPieces) {
   ASSERT_TRUE(detokenize(*f.vocab, all, &whole).ok());
   ASSERT_TRUE(detokenize(*f.vocab, prompt, &head).ok());
   EXPECT_EQ(head + r.text, whole);
+}
+
+TEST(Generate, TextIsAlwaysValidUtf8) {
+  // Random weights sample byte tokens (<0xXX>) that rarely form whole characters.
+  Fixture f;
+  GenerateOptions o;
+  o.max_tokens = 40;
+  o.sampling.temperature = 1.5f;
+  int byte_tokens = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    o.sampling.seed = seed;
+    std::string streamed;
+    o.on_text = [&](std::string_view piece) {
+      EXPECT_TRUE(is_valid_utf8(piece)) << "a streamed piece is not valid UTF-8";
+      streamed += piece;
+      return true;
+    };
+    const GenerateResult r = f.run(o);
+    EXPECT_TRUE(is_valid_utf8(r.text));
+    EXPECT_EQ(streamed, r.text);
+    for (int32_t id : r.ids) byte_tokens += f.vocab->type(id) == TokenType::Byte;
+  }
+  EXPECT_GT(byte_tokens, 0) << "the test needs byte tokens to mean anything";
 }
 
 TEST(Generate, StopStringEndsTheTextBeforeIt) {

@@ -107,5 +107,8 @@ int main(int argc, char** argv) {
   }
   unlink(socket_path.c_str());
   std::fprintf(stderr, "pg_infer_engine: stopped\n");
-  return 0;
+  std::fflush(stderr);
+  // Connection threads may still be running: leave without destructors (weights are mapped read-only,
+  // nothing needs flushing).
+  _exit(0);
 }

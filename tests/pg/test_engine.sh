@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# tests/pg/test_engine.sh BUILD_DIR: what pg_regress cannot show, on a scratch server with pg_infer:
+#   - 16 sessions generating at once all get the text each prompt gives alone;
+#   - a cancel frees the engine's sequence within 100 ms;
+#   - kill -9 of the engine: waiting sessions fail at once with a clear error, the server does not go
+#     through crash recovery, and the next call works once the supervisor has restarted the engine;
+#   - a terminated supervisor is started again by the postmaster and brings a new engine;
+#   - a LATIN1 database converts text to and from the engine, and refuses what LATIN1 cannot hold.
+# Needs root (installs the extension; the server runs as the postgres account).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+source "$here/cluster.sh"
+
+cmake --install "$build" >/dev/null
+work=$(mktemp -d /tmp/pginfer-engine-XXXXXX)
+trap 'pg_cluster_stop; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
+pg_cluster_start "$work"
+"$build/infer" synth --shape tiny --type F32 --vocab "$root/../shared/vocab/ggml-vocab-llama-spm.gguf" \
+  -o "$PG_MODELS/tiny.gguf" --seed 7 >/dev/null
+chown -R "$PG_USER_OS" "$PG_MODELS"
+
+failures=0
+check() {  # check NAME CONDITION-EXIT-STATUS
+  if [ "$2" = 0 ]; then echo "ok   $1"; else echo "FAIL $1"; failures=$((failures + 1)); fi
+}
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+engine_pid() { pgrep -u "$PG_USER_OS" -f pg_infer_engine | head -1; }
+wait_for_engine() {  # waits until a call succeeds (the engine restarted and the model is back)
+  for _ in $(seq 1 100); do
+    sql -c "SELECT llm_generate('x', 'tiny', max_tokens => 1)" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+sql -c "CREATE EXTENSION pg_infer" -c "SELECT llm_load_model('tiny', 'tiny.gguf')" >/dev/null
+
+# 16 sessions at once, each prompt's text compared with the text it gets alone.
+for i in $(seq 1 16); do
+  sql -c "SELECT llm_generate('Prompt number $i says', 'tiny', max_tokens => 24)" >"$work/alone.$i"
+done
+for i in $(seq 1 16); do
+  sql -c "SELECT llm_generate('Prompt number $i says', 'tiny', max_tokens => 24)" >"$work/together.$i" &
+done
+wait
+same=0
+for i in $(seq 1 16); do cmp -s "$work/alone.$i" "$work/together.$i" && same=$((same + 1)); done
+echo "     16 concurrent sessions: $same/16 got the text of their prompt alone"
+check "16 concurrent sessions get correct results" $([ $same = 16 ]; echo $?)
+
+# Cancel: a long generation is cancelled; the engine frees its sequence within 100 ms.
+sql -c "SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 2000)" >/dev/null 2>&1 &
+for _ in $(seq 1 100); do
+  [ "$(sql -c "SELECT active_sequences FROM llm_stats() WHERE model = 'tiny'")" = 1 ] && break
+  sleep 0.05
+done
+sql >/dev/null <<'SQL'
+CREATE FUNCTION cancel_and_measure() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz;
+BEGIN
+  PERFORM pg_cancel_backend(pid) FROM pg_stat_activity
+    WHERE query LIKE '%max_tokens => 2000%' AND pid <> pg_backend_pid();
+  t0 := clock_timestamp();
+  WHILE (SELECT active_sequences FROM llm_stats() WHERE model = 'tiny') > 0
+        AND clock_timestamp() - t0 < interval '5 s' LOOP
+  END LOOP;
+  RETURN round(extract(epoch FROM clock_timestamp() - t0) * 1000);
+END $$;
+SQL
+freed_ms=$(sql -c "SELECT cancel_and_measure()")
+wait || true
+echo "     cancel: the engine freed the sequence after ${freed_ms} ms"
+check "cancel frees the engine's sequence within 100 ms" $([ "$freed_ms" -lt 100 ]; echo $?)
+
+# kill -9 of the engine while three sessions wait.
+for i in 1 2 3; do
+  (sql -c "SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 2000)" >"$work/killed.$i" 2>&1; echo $? >>"$work/killed.$i") &
+done
+for _ in $(seq 1 100); do
+  [ "$(sql -c "SELECT active_sequences + queue_depth FROM llm_stats() WHERE model = 'tiny'")" = 3 ] && break
+  sleep 0.05
+done
+old_engine=$(engine_pid)
+t0=$(date +%s%N)
+kill -9 "$old_engine"
+wait || true
+waited_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+errors=$(grep -l "pg_infer engine terminated while processing the request" "$work"/killed.* | wc -l)
+echo "     kill -9: $errors/3 waiting sessions got the error, all within ${waited_ms} ms"
+check "waiting sessions fail at once when the engine dies" $([ "$errors" = 3 ] && [ "$waited_ms" -lt 2000 ]; echo $?)
+wait_for_engine
+check "the next call works once the engine is back" $?
+new_engine=$(engine_pid)
+check "the supervisor started a new engine" $([ -n "$new_engine" ] && [ "$new_engine" != "$old_engine" ]; echo $?)
+check "the registered model came back" $([ "$(sql -c "SELECT status FROM llm_models() WHERE name = 'tiny'")" = ready ]; echo $?)
+
+# The supervisor terminated: the postmaster starts a new one, which starts a new engine.
+old_engine=$(engine_pid)
+# (The worker has no database connection, so it is not in pg_stat_activity: signal it directly.)
+supervisor=$(pgrep -u "$PG_USER_OS" -f "pg_infer supervisor" | head -1)
+kill -TERM "$supervisor"
+sleep 1
+check "the supervisor exited" $(! kill -0 "$supervisor" 2>/dev/null; echo $?)
+check "the engine does not outlive its supervisor" $(! kill -0 "$old_engine" 2>/dev/null; echo $?)
+sleep 5
+wait_for_engine
+check "a new supervisor brings the engine back" $([ $? = 0 ] && [ -n "$(engine_pid)" ] && [ "$(engine_pid)" != "$old_engine" ]; echo $?)
+
+# A LATIN1 database: text converts both ways; what LATIN1 cannot hold is a clear error.
+createdb -E LATIN1 --locale=C -T template0 latin1db
+sql -d latin1db -c "CREATE EXTENSION pg_infer" >/dev/null
+back=$(PGCLIENTENCODING=UTF8 sql -d latin1db -c "SELECT llm_detokenize(llm_tokenize('café crème', 'tiny'), 'tiny')")
+check "LATIN1 text goes to the engine and back" $([ "$back" = "café crème" ]; echo $?)
+han=$(printf '%s' "中" | "$build/infer" tokenize -m "$PG_MODELS/tiny.gguf" --no-bos | tr ' ' ',')
+msg=$(sql -d latin1db -c "SELECT llm_detokenize(ARRAY[$han], 'tiny')" 2>&1 || true)
+echo "     LATIN1: $msg"
+check "text LATIN1 cannot hold is refused clearly" $(echo "$msg" | grep -q 'has no equivalent in encoding "LATIN1"'; echo $?)
+
+# Never a crash recovery.
+crashes=$(grep -c "terminating any other active server processes\|all server processes terminated" "$work/server.log" || true)
+check "no crash recovery in the server log" $([ "$crashes" = 0 ]; echo $?)
+[ $failures = 0 ]
