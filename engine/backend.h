@@ -1,7 +1,7 @@
 // engine/backend.h: the interface between the model code and the hardware that runs it.
 //
-// The forward pass (forward.cpp) is written once against this interface; a backend (the CPU one in
-// cpu_backend.h, a CUDA one later) implements each operation on memory it allocates itself. Activation
+// The forward pass (session.cpp) is written once against this interface; a backend (the CPU one here, the
+// CUDA one of cuda_backend.h) implements each operation on memory it allocates itself. Activation
 // pointers handed to these operations come from the backend's own `alloc` and may be device pointers: the
 // model code never dereferences them, and reads results back with `read`. Weights are passed as the GGUF
 // tensors they come from; a backend may keep its own copies of them, prepared in `prepare`.
@@ -91,6 +91,8 @@ class Backend {
   virtual void add(const float* a, const float* b, int64_t n, float* out) = 0;
   // Copies n floats from backend memory to host memory.
   virtual void read(const float* src, int64_t n, float* host_dst) = 0;
+  // Copies n floats from host memory to backend memory (tests, and inputs computed on the host).
+  virtual void write(const float* host_src, int64_t n, float* dst) = 0;
 };
 
 // Options of the CPU backend.

@@ -190,6 +190,10 @@ class CpuBackend : public Backend {
     std::memcpy(host_dst, src, n * sizeof(float));
   }
 
+  void write(const float* host_src, int64_t n, float* dst) override {
+    std::memcpy(dst, host_src, n * sizeof(float));
+  }
+
  private:
   // Per-thread scratch memory, grown on demand.
   struct Scratch {

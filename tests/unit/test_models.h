@@ -11,8 +11,12 @@
 
 namespace pginfer::testing {
 
-// ../shared, as the build configured it.
-inline std::string shared_dir() { return PG_INFER_SHARED_DIR; }
+// ../shared, as the build configured it, unless $PG_INFER_SHARED_DIR names another copy (a test binary run
+// on another machine, as the GPU suites are).
+inline std::string shared_dir() {
+  const char* env = std::getenv("PG_INFER_SHARED_DIR");
+  return env != nullptr && *env ? env : PG_INFER_SHARED_DIR;
+}
 
 // Path of a synthetic model of `shape` and `type` with the Llama 2 vocabulary (or gpt-2's for qwen2
 // shapes), written on first use; aborts the test binary if it cannot be written.

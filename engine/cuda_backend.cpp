@@ -1,0 +1,475 @@
+// engine/cuda_backend.cpp: the CUDA implementation of the backend interface, built into the module
+// libpginfer_cuda.so (kernels/cuda/CMakeLists.txt) together with the kernels; the engine reaches it only
+// through the three exported functions at the end of this file (see cuda_backend.h and cuda_loader.cpp).
+//
+// Every operation is enqueued on one stream of the backend; `read` waits for it. The Backend interface has no
+// error path for operations, so the first CUDA or cuBLAS error is remembered, printed once to stderr, and
+// makes later operations no-ops (reads then return zeros); the engine will turn it into a failed request.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/cuda_backend.h"
+#include "engine/model.h"
+#include "kernels/common/dequant_block.h"
+#include "kernels/common/elementwise.h"
+#include "kernels/common/round_activations.h"
+#include "kernels/cuda/add.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/dequant.h"
+#include "kernels/cuda/embed.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/matvec.h"
+#include "kernels/cuda/rms_norm.h"
+#include "kernels/cuda/rope.h"
+#include "kernels/cuda/round_activations.h"
+#include "kernels/cuda/swiglu.h"
+
+namespace pginfer {
+
+namespace {
+
+// Token counts from which products go through cuBLAS rather than the matrix-vector kernels.
+constexpr int64_t kGemmMinTokens = 8;
+
+// Device memory freed with the object.
+class DeviceMemory {
+ public:
+  DeviceMemory() = default;
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+  ~DeviceMemory() { reset(); }
+  cudaError_t allocate(size_t bytes) {
+    reset();
+    cudaError_t e = cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes);
+    if (e != cudaSuccess) {
+      ptr_ = nullptr;
+      cudaGetLastError();  // an allocation failure is not sticky: clear it
+      return e;
+    }
+    bytes_ = bytes;
+    return cudaSuccess;
+  }
+  void reset() {
+    if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class CudaBuffer : public ActivationBuffer {
+ public:
+  explicit CudaBuffer(int64_t n) : n_(n) {}
+  DeviceMemory mem;
+  float* data() override { return static_cast<float*>(mem.get()); }
+  int64_t size() const override { return n_; }
+
+ private:
+  int64_t n_;
+};
+
+// Keys and values as F16: per layer a [capacity][kv_dim] array each, in one allocation.
+class CudaKvCache : public KvCache {
+ public:
+  CudaKvCache(int64_t n_layer, int64_t capacity, int64_t kv_dim)
+      : n_layer_(n_layer), capacity_(capacity), kv_dim_(kv_dim) {}
+  int64_t capacity() const override { return capacity_; }
+  int64_t kv_dim() const { return kv_dim_; }
+  uint16_t* keys(int64_t layer) { return base() + (2 * layer) * capacity_ * kv_dim_; }
+  uint16_t* values(int64_t layer) { return base() + (2 * layer + 1) * capacity_ * kv_dim_; }
+  size_t bytes() const { return (size_t)(2 * n_layer_ * capacity_ * kv_dim_) * sizeof(uint16_t); }
+  DeviceMemory mem;
+
+ private:
+  uint16_t* base() { return static_cast<uint16_t*>(mem.get()); }
+  int64_t n_layer_, capacity_, kv_dim_;
+};
+
+// A weight tensor on the device.
+struct DeviceTensor {
+  const void* data = nullptr;       // the tensor's bytes as in the file
+  const float* floats = nullptr;    // 1-D tensors: their values as floats
+  const uint8_t* source = nullptr;  // the host bytes they were copied from
+};
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {}
+
+  ~CudaBackend() override {
+    if (cublas_) cublasDestroy(cublas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  Status init() {
+    if (cudaSetDevice(device_) != cudaSuccess) return internal_error("cannot select CUDA device " + std::to_string(device_));
+    if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) {
+      return internal_error("cannot create a CUDA stream: " + std::string(cudaGetErrorString(cudaGetLastError())));
+    }
+    if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) return internal_error("cannot initialise cuBLAS");
+    cublasSetStream(cublas_, stream_);
+    cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH);
+    return Status::ok_status();
+  }
+
+  const char* name() const override { return "cuda"; }
+
+  Status prepare(const Model& model) override {
+    const std::vector<GgufTensor>& tensors = model.file().tensors();
+    // Prepared already, unless another model now sits at the same addresses (the backend has no way to be
+    // told of a model's end; its device copy is kept until the backend goes).
+    if (!tensors.empty()) {
+      auto it = weights_.find(&tensors[0]);
+      if (it != weights_.end() && it->second.source == tensors[0].data) return Status::ok_status();
+    }
+    // One allocation for every tensor of the file, each at a 256-byte aligned offset, then float copies of
+    // the 1-D ones after them.
+    std::vector<size_t> offsets(tensors.size()), float_offsets(tensors.size(), SIZE_MAX);
+    size_t total = 0;
+    auto align = [](size_t n) { return (n + 255) / 256 * 256; };
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      offsets[i] = total;
+      total = align(total + tensors[i].n_bytes);
+    }
+    std::vector<std::vector<float>> floats(tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const GgufTensor& t = tensors[i];
+      if (t.n_dims != 1) continue;
+      std::vector<float>& v = floats[i];
+      v.resize(t.ne[0]);
+      if (t.type == TensorType::F32) {
+        std::memcpy(v.data(), t.data, t.ne[0] * sizeof(float));
+      } else if (t.type == TensorType::F16) {
+        for (int64_t j = 0; j < t.ne[0]; ++j) v[j] = hd_fp16_to_fp32(reinterpret_cast<const uint16_t*>(t.data)[j]);
+      } else if (t.type == TensorType::BF16) {
+        for (int64_t j = 0; j < t.ne[0]; ++j) v[j] = hd_bf16_to_fp32(reinterpret_cast<const uint16_t*>(t.data)[j]);
+      } else if (t.ne[0] % kChunk != 0 || !dequant_row_chunks(t.type, t.data, v.data(), t.ne[0])) {
+        return unsupported("tensor " + t.name + ": 1-D tensors of type " + type_name(t.type) +
+                           " are not supported by the CUDA backend");
+      }
+      float_offsets[i] = total;
+      total = align(total + v.size() * sizeof(float));
+    }
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    auto mem = std::make_unique<DeviceMemory>();
+    if (mem->allocate(total) != cudaSuccess) {
+      return out_of_memory("cannot allocate " + std::to_string(total >> 20) + " MiB of GPU memory for the weights (" +
+                           std::to_string(free_bytes >> 20) + " MiB free)");
+    }
+    uint8_t* base = static_cast<uint8_t*>(mem->get());
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const GgufTensor& t = tensors[i];
+      DeviceTensor d;
+      d.data = base + offsets[i];
+      d.source = t.data;
+      if (cudaMemcpy(base + offsets[i], t.data, t.n_bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+        return internal_error("cannot copy tensor " + t.name + " to the GPU: " +
+                              cudaGetErrorString(cudaGetLastError()));
+      }
+      if (float_offsets[i] != SIZE_MAX) {
+        d.floats = reinterpret_cast<const float*>(base + float_offsets[i]);
+        if (cudaMemcpy(base + float_offsets[i], floats[i].data(), floats[i].size() * sizeof(float),
+                       cudaMemcpyHostToDevice) != cudaSuccess) {
+          return internal_error("cannot copy tensor " + t.name + " to the GPU");
+        }
+      }
+      weights_[&t] = d;
+    }
+    weight_memory_.push_back(std::move(mem));
+    return Status::ok_status();
+  }
+
+  Status alloc(int64_t n, std::unique_ptr<ActivationBuffer>* out) override {
+    auto b = std::make_unique<CudaBuffer>(n);
+    if (b->mem.allocate((size_t)n * sizeof(float)) != cudaSuccess) {
+      return out_of_memory("cannot allocate " + std::to_string(n * 4) + " bytes of GPU memory for activations");
+    }
+    *out = std::move(b);
+    return Status::ok_status();
+  }
+
+  Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim, std::unique_ptr<KvCache>* out) override {
+    auto c = std::make_unique<CudaKvCache>(n_layer, capacity, kv_dim);
+    if (c->mem.allocate(c->bytes()) != cudaSuccess) {
+      return out_of_memory("cannot allocate a GPU KV cache of " + std::to_string(capacity) + " positions (" +
+                           std::to_string(c->bytes() >> 20) + " MiB)");
+    }
+    *out = std::move(c);
+    return Status::ok_status();
+  }
+
+  void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override {
+    if (failed()) return;
+    const int32_t* dev_ids = upload_ints(ids, n_tokens, &ids_);
+    if (!cuda::embed(table.type, weight(table).data, row_bytes(table.type, table.ne[0]), table.ne[0], dev_ids, n_tokens,
+                     out, stream_)) {
+      fail(std::string("embedding of type ") + type_name(table.type) + " is not supported");
+    }
+    check_launch("embed");
+  }
+
+  void rms_norm(const float* x, const GgufTensor& weight_tensor, float eps, int64_t n_tokens, int64_t dim,
+                float* out) override {
+    if (failed()) return;
+    cuda::rms_norm(x, weight(weight_tensor).floats, eps, n_tokens, dim, out, stream_);
+    check_launch("rms_norm");
+  }
+
+  void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* y) override {
+    if (failed()) return;
+    const int64_t k = w.ne[0], rows = w.ne[1];
+    const size_t stride = row_bytes(w.type, k);
+    const void* wd = weight(w).data;
+    const float* bd = bias ? weight(*bias).floats : nullptr;
+    // The activations as the CPU's product sees them (Q8_0/Q8_K/F16/BF16 rounding), so that the backends
+    // compute the same sums and differ only in their order.
+    // F16 and BF16 roundings happen on the way: in the matrix-vector kernel, or in the conversion to the
+    // cuBLAS operand type (the same round-to-nearest-even).
+    const TensorType at = activation_type(w.type);
+    if (at == TensorType::Q8_0 || at == TensorType::Q8_K) {
+      float* xr = static_cast<float*>(scratch(&act_round_, (size_t)n_tokens * k * sizeof(float)));
+      if (!xr) return;
+      cuda::round_activations(at, x, n_tokens * k, xr, stream_);
+      x = xr;
+    }
+    if (n_tokens < kGemmMinTokens) {
+      if (!cuda::matvec(w.type, wd, stride, rows, k, x, n_tokens, bd, y, stream_)) {
+        fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
+      }
+      check_launch("matvec");
+      return;
+    }
+    cudaDataType_t operand;
+    const void* a = wd;
+    const void* b = x;
+    if (w.type == TensorType::F32) {
+      operand = CUDA_R_32F;
+    } else if (w.type == TensorType::BF16) {
+      operand = CUDA_R_16BF;
+      uint16_t* xb = static_cast<uint16_t*>(scratch(&act16_, (size_t)n_tokens * k * 2));
+      if (!xb) return;
+      cuda::convert_f32_to_bf16(x, n_tokens * k, xb, stream_);
+      b = xb;
+    } else {
+      operand = CUDA_R_16F;
+      if (w.type != TensorType::F16) {
+        uint16_t* wh = static_cast<uint16_t*>(scratch(&weight16_, (size_t)rows * k * 2));
+        if (!wh) return;
+        if (!cuda::dequantize_to_f16(w.type, wd, stride, rows, k, wh, stream_)) {
+          fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
+          return;
+        }
+        a = wh;
+      }
+      uint16_t* xh = static_cast<uint16_t*>(scratch(&act16_, (size_t)n_tokens * k * 2));
+      if (!xh) return;
+      cuda::convert_f32_to_f16(x, n_tokens * k, xh, stream_);
+      b = xh;
+    }
+    check_launch("gemm operands");
+    const cublasStatus_t st = cuda::gemm_rows(cublas_, operand, a, b, rows, n_tokens, k, y);
+    if (st != CUBLAS_STATUS_SUCCESS) fail("cublasGemmEx failed with status " + std::to_string((int)st));
+    if (bd) cuda::add_bias(y, bd, n_tokens, rows, stream_);
+    check_launch("gemm");
+  }
+
+  void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+            const RopeParams& p) override {
+    if (failed()) return;
+    const int32_t* dev_pos = upload_ints(pos, n_tokens, &pos_);
+    const float* factors = p.freq_factors ? weight(*p.freq_factors).floats : nullptr;
+    cuda::rope(x, dev_pos, n_tokens, n_heads, head_dim, p.n_rot, p.style == RopeStyle::Neox,
+               rope_theta_scale(p.freq_base, p.n_rot), p.freq_scale, factors, stream_);
+    check_launch("rope");
+  }
+
+  void attention(KvCache& cache_base, int64_t layer, const float* q, const float* k, const float* v,
+                 const int32_t* pos, int64_t n_tokens, const AttentionParams& p, float* out) override {
+    if (failed()) return;
+    if (p.head_dim > cuda::kMaxHeadDim) {
+      fail("head dimension " + std::to_string(p.head_dim) + " exceeds the CUDA attention kernel's " +
+           std::to_string(cuda::kMaxHeadDim));
+      return;
+    }
+    CudaKvCache& cache = static_cast<CudaKvCache&>(cache_base);
+    const int32_t* dev_pos = upload_ints(pos, n_tokens, &pos_);
+    cuda::kv_store(k, v, dev_pos, n_tokens, cache.kv_dim(), cache.keys(layer), cache.values(layer), stream_);
+    int64_t max_kv = 0;
+    for (int64_t t = 0; t < n_tokens; ++t) max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
+    float* partial = nullptr;
+    if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, max_kv); n > 0) {
+      partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
+      if (!partial) return;
+    }
+    cuda::attention(q, cache.keys(layer), cache.values(layer), dev_pos, n_tokens, p.n_head, p.n_head_kv, p.head_dim,
+                    p.scale, max_kv, partial, out, stream_);
+    check_launch("attention");
+  }
+
+  void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
+    if (failed()) return;
+    cuda::swiglu(gate, up, n, out, stream_);
+    check_launch("swiglu");
+  }
+
+  void add(const float* a, const float* b, int64_t n, float* out) override {
+    if (failed()) return;
+    cuda::add(a, b, n, out, stream_);
+    check_launch("add");
+  }
+
+  void read(const float* src, int64_t n, float* host_dst) override {
+    if (!failed()) {
+      cudaError_t e = cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_);
+      if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+      if (e == cudaSuccess) return;
+      fail(std::string("reading results: ") + cudaGetErrorString(e));
+    }
+    std::memset(host_dst, 0, n * sizeof(float));
+  }
+
+  void write(const float* host_src, int64_t n, float* dst) override {
+    if (failed()) return;
+    cudaError_t e = cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) fail(std::string("writing inputs: ") + cudaGetErrorString(e));
+  }
+
+ private:
+  // Host ints copied to the device, reused while the caller passes the same values again (the forward pass
+  // hands the same positions to rope and attention of every layer).
+  struct IntUpload {
+    DeviceMemory mem;
+    std::vector<int32_t> host;  // what mem holds
+  };
+
+  bool failed() const { return !error_.empty(); }
+
+  void fail(const std::string& message) {
+    if (!error_.empty()) return;
+    error_ = message;
+    std::fprintf(stderr, "pg_infer CUDA backend: %s; later GPU operations are skipped\n", message.c_str());
+  }
+
+  void check_launch(const char* what) {
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) fail(std::string(what) + ": " + cudaGetErrorString(e));
+  }
+
+  const DeviceTensor& weight(const GgufTensor& t) {
+    auto it = weights_.find(&t);
+    if (it != weights_.end()) return it->second;
+    fail("tensor " + t.name + " was not prepared for the GPU");
+    static const DeviceTensor none;
+    return none;
+  }
+
+  const int32_t* upload_ints(const int32_t* host, int64_t n, IntUpload* u) {
+    if ((int64_t)u->host.size() == n && std::memcmp(u->host.data(), host, n * sizeof(int32_t)) == 0) {
+      return static_cast<const int32_t*>(u->mem.get());
+    }
+    if (u->mem.bytes() < (size_t)n * sizeof(int32_t)) {
+      // The stream may still read the old array.
+      cudaStreamSynchronize(stream_);
+      if (u->mem.allocate(std::max<size_t>(n, 512) * sizeof(int32_t)) != cudaSuccess) {
+        fail("cannot allocate GPU memory for " + std::to_string(n) + " token ids");
+        return nullptr;
+      }
+    }
+    const cudaError_t e = cudaMemcpyAsync(u->mem.get(), host, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_);
+    if (e != cudaSuccess) fail(std::string("copying token ids: ") + cudaGetErrorString(e));
+    u->host.assign(host, host + n);
+    return static_cast<const int32_t*>(u->mem.get());
+  }
+
+  // At least `bytes` of scratch in *m (grown, never shrunk); null after a failure.
+  void* scratch(DeviceMemory* m, size_t bytes) {
+    if (m->bytes() >= bytes) return m->get();
+    cudaStreamSynchronize(stream_);
+    if (m->allocate(bytes) != cudaSuccess) {
+      fail("cannot allocate " + std::to_string(bytes >> 20) + " MiB of GPU scratch memory");
+      return nullptr;
+    }
+    return m->get();
+  }
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::string error_;
+  std::unordered_map<const GgufTensor*, DeviceTensor> weights_;
+  std::vector<std::unique_ptr<DeviceMemory>> weight_memory_;
+  IntUpload ids_, pos_;
+  DeviceMemory weight16_, act16_, act_round_, attn_partial_;
+};
+
+void copy_message(const std::string& s, char* out, size_t len) {
+  if (len == 0) return;
+  std::snprintf(out, len, "%s", s.c_str());
+}
+
+}  // namespace
+
+}  // namespace pginfer
+
+// The module's exported interface (see engine/cuda_loader.cpp).
+extern "C" {
+
+__attribute__((visibility("default"))) int pginfer_cuda_module_abi() { return pginfer::kCudaModuleAbi; }
+
+__attribute__((visibility("default"))) int pginfer_cuda_device_count(char* why, size_t why_len) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    pginfer::copy_message(std::string("no CUDA device: ") + cudaGetErrorString(e), why, why_len);
+    cudaGetLastError();
+    return 0;
+  }
+  if (n == 0) pginfer::copy_message("no CUDA device: the driver reports none", why, why_len);
+  return n;
+}
+
+__attribute__((visibility("default"))) int pginfer_cuda_create_backend(int device, pginfer::Backend** out, char* why,
+                                                                       size_t why_len) {
+  using namespace pginfer;
+  *out = nullptr;
+  char reason[400] = {0};
+  const int n = pginfer_cuda_device_count(reason, sizeof reason);
+  if (n <= 0) {
+    copy_message(reason, why, why_len);
+    return (int)StatusCode::Unsupported;
+  }
+  if (device < 0 || device >= n) {
+    copy_message("CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(n) + " found)", why,
+                 why_len);
+    return (int)StatusCode::InvalidArgument;
+  }
+  try {
+    auto b = std::make_unique<CudaBackend>(device);
+    Status st = b->init();
+    if (!st.ok()) {
+      copy_message(st.message(), why, why_len);
+      return (int)st.code();
+    }
+    *out = b.release();
+    return 0;
+  } catch (const std::exception& e) {
+    copy_message(std::string("cannot create the CUDA backend: ") + e.what(), why, why_len);
+    return (int)StatusCode::Internal;
+  }
+}
+
+}  // extern "C"

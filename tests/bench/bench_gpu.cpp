@@ -1,0 +1,190 @@
+// tests/bench/bench_gpu.cpp: decode (batch 1) and prefill throughput of the CUDA backend on synthetic models
+// of real shapes. Not a test: prints tokens/s, the weight bytes read per decoded token over the time per
+// token as a fraction of the GPU's memory bandwidth (--peak-gbs, default an H100 SXM's 3350 GB/s), and
+// prefill TFLOP/s (matrix products only).
+//
+//   bench_gpu --vocab-dir DIR [--models tinyllama-1.1b:F16,qwen2-0.5b:Q8_0] [--prompt 512] [--gen 64]
+//             [--peak-gbs 3350] [--work DIR]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/cuda_backend.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "engine/synth.h"
+
+using namespace pginfer;
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Bytes of weights one decoded token reads: every layer's matrices, the output matrix, one embedding row.
+double weight_bytes_per_token(const Model& m) {
+  double bytes = 0;
+  for (const LayerWeights& L : m.layers()) {
+    for (const GgufTensor* t : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down, L.attn_norm, L.ffn_norm}) {
+      bytes += (double)t->n_bytes;
+    }
+  }
+  bytes += (double)m.output().n_bytes;
+  bytes += (double)m.token_embd().n_bytes / (double)m.token_embd().ne[1];
+  return bytes;
+}
+
+// Multiply-adds of the matrix products of one token, times two.
+double flops_per_token(const Model& m) {
+  double f = 0;
+  for (const LayerWeights& L : m.layers()) {
+    for (const GgufTensor* t : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down}) f += 2.0 * (double)t->n_elements();
+  }
+  return f + 2.0 * (double)m.output().n_elements();
+}
+
+int run_one(const std::string& shape, const std::string& type_str, const std::string& vocab_dir,
+            const std::string& work, int64_t n_prompt, int64_t n_gen, double peak_gbs) {
+  TensorType type;
+  if (!parse_type_name(type_str.c_str(), &type)) {
+    std::fprintf(stderr, "unknown type %s\n", type_str.c_str());
+    return 2;
+  }
+  const std::string path = work + "/" + shape + "-" + type_str + ".gguf";
+  if (!std::filesystem::exists(path)) {
+    SynthOptions o;
+    o.shape = shape;
+    o.type = type;
+    o.seed = 1;
+    o.vocab_path = vocab_dir + (shape.find("qwen2") != std::string::npos ? "/ggml-vocab-gpt-2.gguf"
+                                                                         : "/ggml-vocab-llama-spm.gguf");
+    const double t0 = now_s();
+    Status st = write_synthetic_model(o, path);
+    if (!st.ok()) {
+      std::fprintf(stderr, "cannot write %s: %s\n", path.c_str(), st.message().c_str());
+      return 1;
+    }
+    std::printf("wrote %s in %.1f s\n", path.c_str(), now_s() - t0);
+  }
+  std::unique_ptr<Model> model;
+  Status st = Model::load(path, &model);
+  if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
+  std::unique_ptr<Backend> gpu;
+  st = make_cuda_backend({}, &gpu);
+  if (!st.ok()) return std::fprintf(stderr, "no CUDA device: %s\n", st.message().c_str()), 1;
+  double t0 = now_s();
+  st = gpu->prepare(*model);
+  if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
+  const double upload_s = now_s() - t0;
+  std::unique_ptr<Session> s;
+  st = Session::create(*model, *gpu, n_prompt + n_gen + 16, &s);
+  if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
+  const int64_t V = model->config().n_vocab;
+  std::vector<int32_t> prompt(n_prompt);
+  uint64_t x = 12345;
+  for (auto& id : prompt) x = x * 6364136223846793005ull + 1442695040888963407ull, id = (int32_t)((x >> 33) % (uint64_t)V);
+  std::vector<float> logits;
+  // Warm-up (cuBLAS heuristics, kernel loading), then forget it.
+  s->eval(std::span<const int32_t>(prompt.data(), 16), false, &logits);
+  std::vector<int32_t> one = {argmax(logits)};
+  for (int i = 0; i < 4; ++i) s->eval(one, false, &logits);
+  // Decoding n_gen tokens after a context of `ctx` prompt tokens: seconds per token.
+  auto decode = [&](int64_t ctx) {
+    s->rewind(0);
+    s->eval(std::span<const int32_t>(prompt.data(), ctx), false, &logits);
+    std::vector<int32_t> next = {argmax(logits)};
+    const double t = now_s();
+    for (int64_t i = 0; i < n_gen; ++i) {
+      s->eval(next, false, &logits);
+      next = {argmax(logits)};
+    }
+    return (now_s() - t) / n_gen;
+  };
+  s->rewind(0);
+  t0 = now_s();
+  s->eval(prompt, false, &logits);
+  const double prefill_s = now_s() - t0;
+  const double bytes = weight_bytes_per_token(*model);
+  const double tflops = flops_per_token(*model) * n_prompt / prefill_s / 1e12;
+  std::printf("%-16s %-5s weights %.0f MiB (upload %.2f s)\n", shape.c_str(), type_str.c_str(), bytes / 1048576.0,
+              upload_s);
+  for (int64_t ctx : {(int64_t)16, n_prompt}) {
+    const double per_token = decode(ctx);
+    const double gbs = bytes / per_token / 1e9;
+    std::printf("  decode  batch 1 after %4lld tokens: %7.1f tok/s, %.3f ms/token, %5.0f GB/s of weights = %4.1f%% of %.0f GB/s\n",
+                (long long)ctx, 1.0 / per_token, 1e3 * per_token, gbs, 100.0 * gbs / peak_gbs, peak_gbs);
+  }
+  std::printf("  prefill %lld tokens: %.1f tok/s, %.1f TFLOP/s (matrix products)\n", (long long)n_prompt,
+              n_prompt / prefill_s, tflops);
+  // One matrix-vector product alone, repeated (no other kernels between): the kernel's own bandwidth.
+  for (const GgufTensor* w : {model->layers()[0].wq, model->layers()[0].ffn_up, &model->output()}) {
+    const int64_t k = w->ne[0], rows = w->ne[1], reps = 50;
+    std::unique_ptr<ActivationBuffer> xb, yb;
+    if (!gpu->alloc(k, &xb).ok() || !gpu->alloc(rows, &yb).ok()) break;
+    std::vector<float> xh(k, 0.5f), y1(1);
+    gpu->write(xh.data(), k, xb->data());
+    for (int i = 0; i < 3; ++i) gpu->matmul(*w, nullptr, xb->data(), 1, yb->data());
+    gpu->read(yb->data(), 1, y1.data());
+    t0 = now_s();
+    for (int i = 0; i < reps; ++i) gpu->matmul(*w, nullptr, xb->data(), 1, yb->data());
+    gpu->read(yb->data(), 1, y1.data());
+    const double per = (now_s() - t0) / reps;
+    std::printf("  matvec %-22s %5lld x %5lld: %7.1f us, %5.0f GB/s\n", w->name.c_str(), (long long)rows,
+                (long long)k, 1e6 * per, (double)w->n_bytes / per / 1e9);
+  }
+  // A chain of tiny kernels: the cost of one launch in a decoding step.
+  {
+    std::unique_ptr<ActivationBuffer> a;
+    if (gpu->alloc(2048, &a).ok()) {
+      std::vector<float> y1(1);
+      const int reps = 2000;
+      t0 = now_s();
+      for (int i = 0; i < reps; ++i) gpu->add(a->data(), a->data(), 2048, a->data());
+      gpu->read(a->data(), 1, y1.data());
+      std::printf("  tiny kernel (add of 2048 floats) in a chain: %.2f us each\n", 1e6 * (now_s() - t0) / reps);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string models = "tinyllama-1.1b:F16,qwen2-0.5b:Q8_0", vocab_dir, work;
+  int64_t n_prompt = 512, n_gen = 64;
+  double peak = 3350;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--models") models = v;
+    else if (a == "--vocab-dir") vocab_dir = v;
+    else if (a == "--work") work = v;
+    else if (a == "--prompt") n_prompt = std::atoll(v.c_str());
+    else if (a == "--gen") n_gen = std::atoll(v.c_str());
+    else if (a == "--peak-gbs") peak = std::atof(v.c_str());
+    else return std::fprintf(stderr, "unknown option %s\n", a.c_str()), 2;
+  }
+  if (vocab_dir.empty()) return std::fprintf(stderr, "missing --vocab-dir DIR (../shared/vocab)\n"), 2;
+  if (work.empty()) work = std::filesystem::temp_directory_path().string();
+  std::string why;
+  if (cuda_device_count(&why) <= 0) {
+    std::printf("no CUDA device: %s\n", why.c_str());
+    return 0;
+  }
+  std::stringstream ss(models);
+  std::string item;
+  int rc = 0;
+  while (std::getline(ss, item, ',')) {
+    const size_t colon = item.find(':');
+    if (colon == std::string::npos) return std::fprintf(stderr, "--models wants SHAPE:TYPE,...\n"), 2;
+    rc |= run_one(item.substr(0, colon), item.substr(colon + 1), vocab_dir, work, n_prompt, n_gen, peak);
+  }
+  return rc;
+}

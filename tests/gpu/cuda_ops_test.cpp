@@ -1,0 +1,193 @@
+// tests/gpu/cuda_ops_test.cpp: every operation of the CUDA backend against the CPU backend on the same
+// inputs (weights of synthetic models), judged by normalised mean square error. Skips without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "engine/model.h"
+#include "gpu_test_util.h"
+#include "test_models.h"
+
+namespace pginfer {
+namespace {
+
+using testing::download;
+using testing::nmse;
+using testing::random_values;
+using testing::synthetic_model;
+using testing::upload;
+
+// The CPU and CUDA backends prepared for one model.
+struct Pair {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Backend> cpu, gpu;
+};
+
+// Prints a figure the report quotes.
+void report(const std::string& what, double value) {
+  std::printf("[ NMSE     ] %-40s %.3e\n", what.c_str(), value);
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override { PGI_REQUIRE_CUDA(probe_); }
+  Pair open(const std::string& shape, TensorType type) {
+    Pair p;
+    EXPECT_TRUE(Model::load(synthetic_model(shape, type), &p.model).ok());
+    p.cpu = make_cpu_backend({2});
+    EXPECT_TRUE(p.cpu->prepare(*p.model).ok());
+    std::string why;
+    p.gpu = testing::cuda_backend_or_null(&why);
+    EXPECT_NE(p.gpu, nullptr) << why;
+    Status st = p.gpu->prepare(*p.model);
+    EXPECT_TRUE(st.ok()) << st.message();
+    return p;
+  }
+  std::unique_ptr<Backend> probe_;
+};
+
+const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,
+                             TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+
+// Embedding rows are dequantized by the same header (kernels/common/dequant_block.h) on both sides and the
+// device code has no fused multiply-adds: bit-identical.
+TEST_F(CudaOps, EmbedIsBitIdentical) {
+  for (TensorType type : kTypes) {
+    Pair p = open("tiny", type);
+    const GgufTensor& table = p.model->token_embd();
+    const int64_t dim = table.ne[0];
+    std::vector<int32_t> ids = {0, 1, 31999, 12345, 7};
+    std::vector<float> want(ids.size() * dim);
+    p.cpu->embed(table, ids.data(), (int64_t)ids.size(), want.data());
+    std::unique_ptr<ActivationBuffer> out;
+    ASSERT_TRUE(p.gpu->alloc((int64_t)want.size(), &out).ok());
+    p.gpu->embed(table, ids.data(), (int64_t)ids.size(), out->data());
+    std::vector<float> got = download(*p.gpu, out->data(), (int64_t)want.size());
+    EXPECT_EQ(got, want) << type_name(type) << " (table " << type_name(table.type) << ")";
+    report(std::string("embed ") + type_name(table.type), nmse(got, want));
+  }
+}
+
+TEST_F(CudaOps, RmsNorm) {
+  Pair p = open("tiny", TensorType::F32);
+  const int64_t dim = p.model->config().n_embd, n = 7;
+  std::vector<float> x = random_values(n * dim, 11, 3.0f), want(n * dim);
+  p.cpu->rms_norm(x.data(), *p.model->layers()[0].attn_norm, 1e-5f, n, dim, want.data());
+  auto xb = upload(*p.gpu, x);
+  std::unique_ptr<ActivationBuffer> out;
+  ASSERT_TRUE(p.gpu->alloc(n * dim, &out).ok());
+  p.gpu->rms_norm(xb->data(), *p.model->layers()[0].attn_norm, 1e-5f, n, dim, out->data());
+  const double e = nmse(download(*p.gpu, out->data(), n * dim), want);
+  report("rms_norm", e);
+  EXPECT_LT(e, 1e-12);
+}
+
+// Matrix products on the three GPU paths: one token (matrix-vector), 5 tokens (the batched matrix-vector
+// kernel) and 16 (dequantize + cuBLAS), with and without bias. Both backends round activations to the
+// weight type's dot partner (Q8_0/Q8_K) or to F16/BF16 first, so only summation order separates them, and
+// for quantized weights on the cuBLAS path the F16 rounding of its operands.
+TEST_F(CudaOps, MatmulEveryTypeAndPath) {
+  for (const char* shape : {"tiny", "tiny-qwen2"}) {
+    for (TensorType type : kTypes) {
+      Pair p = open(shape, type);
+      const LayerWeights& L = p.model->layers()[0];
+      for (const GgufTensor* w : {L.wq, L.ffn_down}) {
+        const GgufTensor* bias = w == L.wq ? L.bq : nullptr;
+        const int64_t k = w->ne[0], rows = w->ne[1];
+        for (int64_t n : {1, 5, 16}) {
+          std::vector<float> x = random_values(n * k, 100 + n), want(n * rows);
+          p.cpu->matmul(*w, bias, x.data(), n, want.data());
+          auto xb = upload(*p.gpu, x);
+          std::unique_ptr<ActivationBuffer> out;
+          ASSERT_TRUE(p.gpu->alloc(n * rows, &out).ok());
+          p.gpu->matmul(*w, bias, xb->data(), n, out->data());
+          const double e = nmse(download(*p.gpu, out->data(), n * rows), want);
+          // Same rounded activations as the CPU: float rounding only for the matrix-vector kernels; the
+          // cuBLAS path adds F16 rounding of dequantized weights and of Q8-rounded activations.
+          const bool quantized = w->type != TensorType::F32 && w->type != TensorType::F16 && w->type != TensorType::BF16;
+          const double bound = n < 8 || !quantized ? 1e-10 : 1e-6;
+          report(std::string("matmul ") + shape + " " + w->name + " " + type_name(w->type) + " n=" + std::to_string(n), e);
+          EXPECT_LT(e, bound) << shape << " " << w->name << " " << type_name(w->type) << " n=" << n;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, RopeBothStylesAndFactors) {
+  for (const char* shape : {"tiny", "tiny-qwen2", "tiny-llama3"}) {
+    Pair p = open(shape, TensorType::F32);
+    const ModelConfig& c = p.model->config();
+    RopeParams rp;
+    rp.style = c.arch->rope_style;
+    rp.n_rot = c.n_rot;
+    rp.freq_base = c.rope_freq_base;
+    rp.freq_scale = c.rope_freq_scale;
+    rp.freq_factors = p.model->rope_freqs();
+    const int64_t n = 6;
+    std::vector<int32_t> pos = {0, 1, 2, 100, 1000, 4000};
+    std::vector<float> x = random_values(n * c.q_dim(), 5), want = x;
+    p.cpu->rope(want.data(), pos.data(), n, c.n_head, c.head_dim, rp);
+    auto xb = upload(*p.gpu, x);
+    p.gpu->rope(xb->data(), pos.data(), n, c.n_head, c.head_dim, rp);
+    const double e = nmse(download(*p.gpu, xb->data(), n * c.q_dim()), want);
+    report(std::string("rope ") + shape, e);
+    EXPECT_LT(e, 1e-10) << shape;
+  }
+}
+
+TEST_F(CudaOps, SwigluAndAdd) {
+  Pair p = open("tiny", TensorType::F32);
+  const int64_t n = 3000;
+  std::vector<float> g = random_values(n, 1, 6.0f), u = random_values(n, 2), want(n), sum(n);
+  p.cpu->swiglu(g.data(), u.data(), n, want.data());
+  p.cpu->add(g.data(), u.data(), n, sum.data());
+  auto gb = upload(*p.gpu, g), ub = upload(*p.gpu, u);
+  std::unique_ptr<ActivationBuffer> out, out2;
+  ASSERT_TRUE(p.gpu->alloc(n, &out).ok());
+  ASSERT_TRUE(p.gpu->alloc(n, &out2).ok());
+  p.gpu->swiglu(gb->data(), ub->data(), n, out->data());
+  p.gpu->add(gb->data(), ub->data(), n, out2->data());
+  const double e = nmse(download(*p.gpu, out->data(), n), want);
+  report("swiglu", e);
+  EXPECT_LT(e, 1e-10);
+  EXPECT_EQ(download(*p.gpu, out2->data(), n), sum);
+}
+
+// A prompt of several tokens, then single tokens, through the KV cache: grouped heads, causal masking; a
+// long prompt, then single tokens over more than 64 keys, which split the keys into ranges merged
+// afterwards (cuda/attention.h).
+TEST_F(CudaOps, AttentionPromptThenDecode) {
+  for (const char* shape : {"tiny", "tiny-llama3"}) {
+    Pair p = open(shape, TensorType::F32);
+    const ModelConfig& c = p.model->config();
+    AttentionParams ap;
+    ap.n_head = c.n_head;
+    ap.n_head_kv = c.n_head_kv;
+    ap.head_dim = c.head_dim;
+    ap.scale = 1.0f / std::sqrt((float)c.head_dim);
+    std::unique_ptr<KvCache> kc, kg;
+    ASSERT_TRUE(p.cpu->create_kv_cache(2, 512, c.kv_dim(), &kc).ok());
+    ASSERT_TRUE(p.gpu->create_kv_cache(2, 512, c.kv_dim(), &kg).ok());
+    int32_t next = 0;
+    for (int64_t n : {9, 1, 1, 20, 300, 1, 1, 3}) {
+      std::vector<int32_t> pos(n);
+      for (auto& v : pos) v = next++;
+      std::vector<float> q = random_values(n * c.q_dim(), 30 + next, 2.0f);
+      std::vector<float> k = random_values(n * c.kv_dim(), 40 + next, 2.0f);
+      std::vector<float> v = random_values(n * c.kv_dim(), 50 + next);
+      std::vector<float> want(n * c.q_dim());
+      p.cpu->attention(*kc, 1, q.data(), k.data(), v.data(), pos.data(), n, ap, want.data());
+      auto qb = upload(*p.gpu, q), kb = upload(*p.gpu, k), vb = upload(*p.gpu, v);
+      std::unique_ptr<ActivationBuffer> out;
+      ASSERT_TRUE(p.gpu->alloc(n * c.q_dim(), &out).ok());
+      p.gpu->attention(*kg, 1, qb->data(), kb->data(), vb->data(), pos.data(), n, ap, out->data());
+      const double e = nmse(download(*p.gpu, out->data(), n * c.q_dim()), want);
+      report(std::string("attention ") + shape + " n=" + std::to_string(n) + " at " + std::to_string(pos[0]), e);
+      EXPECT_LT(e, 1e-5) << shape << " n=" << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pginfer
