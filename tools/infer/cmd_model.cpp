@@ -17,45 +17,11 @@
 #include "kernels/cpu/cpu_features.h"
 #include "tools/infer/args.h"
 #include "tools/infer/commands.h"
+#include "tools/infer/runner.h"
 
 namespace pginfer::cli {
 
 namespace {
-
-// Prints "infer <cmd>: <message>" to stderr and returns `code`.
-int fail(const char* cmd, const std::string& message, int code) {
-  std::fprintf(stderr, "infer %s: %s\n", cmd, message.c_str());
-  return code;
-}
-
-int fail(const char* cmd, const Status& st) {
-  const int code = st.code() == StatusCode::InvalidArgument ? kExitUsage : kExitFailure;
-  return fail(cmd, st.message(), code);
-}
-
-// Everything a subcommand needs to run a model.
-struct Runner {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Session> session;
-};
-
-// Loads the model of -m (unless r->model is loaded already), a CPU backend with --threads threads, and a
-// session of n_ctx positions.
-Status open_runner(Args& args, int64_t n_ctx, Runner* r) {
-  int64_t threads = 0;
-  if (!args.integer("--threads", 0, 0, 1024, &threads)) return invalid_argument(args.error());
-  if (r->model == nullptr) PGI_RETURN_IF_ERROR(Model::load(args.str("-m"), &r->model));
-  CpuBackendOptions options;
-  options.threads = (int)threads;
-  r->backend = make_cpu_backend(options);
-  PGI_RETURN_IF_ERROR(r->backend->prepare(*r->model));
-  if (n_ctx > r->model->config().n_ctx_train) {
-    return invalid_argument(std::to_string(n_ctx) + " positions exceed the model's context length of " +
-                            std::to_string(r->model->config().n_ctx_train));
-  }
-  return Session::create(*r->model, *r->backend, n_ctx, &r->session);
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -117,7 +83,7 @@ int cmd_generate(int argc, char** argv) {
   Args args;
   if (!args.parse(argc, argv, 2,
                   {"-m", "-p", "--prompt-ids", "-n", "--temp", "--seed", "--threads", "--ctx", "--top-k", "--top-p",
-                   "--min-p", "--repeat-penalty", "--frequency-penalty", "--presence-penalty", "--stop"},
+                   "--min-p", "--repeat-penalty", "--frequency-penalty", "--presence-penalty", "--stop", "--device"},
                   {"--ids"})) {
     return fail("generate", args.error(), kExitUsage);
   }
@@ -142,35 +108,12 @@ int cmd_generate(int argc, char** argv) {
     return fail("generate", err, kExitUsage);
   }
   if (prompt.empty()) return fail("generate", "the prompt is empty", kExitUsage);
-  int64_t n_new = 0, seed = 0, n_ctx = 0;
-  double temp = 0;
-  if (!args.integer("-n", 16, 0, 1 << 24, &n_new) || !args.integer("--seed", 0, 0, INT64_MAX, &seed) ||
-      !args.number("--temp", 0.0, &temp) || !args.integer("--ctx", 0, 0, 1 << 24, &n_ctx)) {
-    return fail("generate", args.error(), kExitUsage);
-  }
-  int64_t top_k = 0;
-  double top_p = 1, min_p = 0, repeat_penalty = 1, frequency_penalty = 0, presence_penalty = 0;
-  if (!args.integer("--top-k", 0, INT32_MIN, INT32_MAX, &top_k) || !args.number("--top-p", 1.0, &top_p) ||
-      !args.number("--min-p", 0.0, &min_p) || !args.number("--repeat-penalty", 1.0, &repeat_penalty) ||
-      !args.number("--frequency-penalty", 0.0, &frequency_penalty) ||
-      !args.number("--presence-penalty", 0.0, &presence_penalty)) {
-    return fail("generate", args.error(), kExitUsage);
-  }
+  int64_t n_ctx = 0;
+  if (!args.integer("--ctx", 0, 0, 1 << 24, &n_ctx)) return fail("generate", args.error(), kExitUsage);
   GenerateOptions options;
-  SamplingParams& sp = options.sampling;
-  sp.temperature = (float)temp;
-  sp.top_k = (int32_t)top_k;
-  sp.top_p = (float)top_p;
-  sp.min_p = (float)min_p;
-  sp.repeat_penalty = (float)repeat_penalty;
-  sp.frequency_penalty = (float)frequency_penalty;
-  sp.presence_penalty = (float)presence_penalty;
-  sp.seed = (uint64_t)seed;
-  Status st = validate_sampling(sp);
+  Status st = generate_options_from_flags(args, 16, &options);
   if (!st.ok()) return fail("generate", st);
-  options.max_tokens = n_new;
-  if (args.has("--stop")) options.stops.push_back(args.str("--stop"));
-  if (n_ctx == 0) n_ctx = (int64_t)prompt.size() + n_new;
+  if (n_ctx == 0) n_ctx = (int64_t)prompt.size() + options.max_tokens;
   st = open_runner(args, n_ctx, &r);
   if (!st.ok()) return fail("generate", st);
   // --ids prints the raw continuation of exactly n tokens (as the llama.cpp reference does); text output
@@ -190,7 +133,7 @@ int cmd_generate(int argc, char** argv) {
 
 int cmd_score(int argc, char** argv) {
   Args args;
-  if (!args.parse(argc, argv, 2, {"-m", "--ids", "--threads"}, {"--json"})) {
+  if (!args.parse(argc, argv, 2, {"-m", "--ids", "--threads", "--device"}, {"--json"})) {
     return fail("score", args.error(), kExitUsage);
   }
   if (!args.has("-m")) return fail("score", "missing -m MODEL", kExitUsage);
@@ -229,7 +172,7 @@ int cmd_score(int argc, char** argv) {
 
 int cmd_bench(int argc, char** argv) {
   Args args;
-  if (!args.parse(argc, argv, 2, {"-m", "--prompt", "--gen", "--threads"}, {"--json"})) {
+  if (!args.parse(argc, argv, 2, {"-m", "--prompt", "--gen", "--threads", "--device"}, {"--json"})) {
     return fail("bench", args.error(), kExitUsage);
   }
   if (!args.has("-m")) return fail("bench", "missing -m MODEL", kExitUsage);

@@ -7,6 +7,8 @@ namespace pginfer::cli {
 int cmd_info(int argc, char** argv);
 // `infer generate -m MODEL (-p TEXT | --prompt-ids IDS) -n N [--temp T] [--seed S] [--ids]`
 int cmd_generate(int argc, char** argv);
+// `infer chat -m MODEL --messages JSON [--template NAME] [-n N] [sampling flags as generate]`
+int cmd_chat(int argc, char** argv);
 // `infer score -m MODEL --ids IDS --json`
 int cmd_score(int argc, char** argv);
 // `infer bench -m MODEL --prompt N --gen N [--threads T] --json`

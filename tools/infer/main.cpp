@@ -18,9 +18,13 @@ const Command kCommands[] = {
     {"generate", pginfer::cli::cmd_generate,
      "infer generate -m MODEL (-p TEXT | --prompt-ids \"ID ID ...\") -n N [--temp T] [--seed S] [--top-k K] "
      "[--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F] [--presence-penalty F] [--stop TEXT] "
-     "[--ids] [--threads T] [--ctx N]"},
-    {"score", pginfer::cli::cmd_score, "infer score -m MODEL --ids \"ID ID ...\" --json [--threads T]"},
-    {"bench", pginfer::cli::cmd_bench, "infer bench -m MODEL --prompt N --gen N [--threads T] --json"},
+     "[--ids] [--threads T] [--ctx N] [--device cpu|cuda|auto]"},
+    {"chat", pginfer::cli::cmd_chat,
+     "infer chat -m MODEL --messages '[{\"role\": \"user\", \"content\": \"...\"}]' [--template NAME] [-n N] "
+     "[--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F] "
+     "[--presence-penalty F] [--stop TEXT] [--threads T] [--ctx N]"},
+    {"score", pginfer::cli::cmd_score, "infer score -m MODEL --ids \"ID ID ...\" --json [--threads T] [--device cpu|cuda|auto]"},
+    {"bench", pginfer::cli::cmd_bench, "infer bench -m MODEL --prompt N --gen N [--threads T] [--device cpu|cuda|auto] --json"},
     {"tokenize", pginfer::cli::cmd_tokenize,
      "infer tokenize -m MODEL [--no-bos] [--parse-special] [-0|--null] < TEXT   (-0: texts separated by NUL "
      "bytes, one line of ids each)"},
