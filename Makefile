@@ -1,5 +1,7 @@
-# pg_infer root Makefile: `make` builds everything into build/, `make check` runs every test,
-# `make install` installs what exists (today the `infer` tool; the extension comes with PGXS later).
+# pg_infer root Makefile: `make` builds everything into build/ with CMake (engine, kernels, tools, the
+# extension module against PostgreSQL's server headers, the CUDA module when nvcc is found), `make check`
+# runs every test, `make install` installs `infer`, the extension and pg_infer_engine. The extension is
+# built by CMake rather than PGXS so that one build drives the C module and the C++ engine it talks to.
 BUILD_DIR ?= build
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
