@@ -7,35 +7,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/common/host_device.h"
+
 namespace pginfer {
 
-// IEEE half bits -> float (exact; signalling NaNs come back quiet, as with F16C).
-inline float fp16_to_fp32(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: normalise
-      int e = -1;
-      uint32_t m = mant;
-      do {
-        m <<= 1;
-        ++e;
-      } while ((m & 0x400u) == 0);
-      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((m & 0x3ffu) << 13);
-    }
-  } else if (exp == 31) {  // infinity, or NaN made quiet (as F16C's vcvtph2ps does)
-    bits = sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+// IEEE half bits -> float (exact; signalling NaNs come back quiet, as with F16C). Written once for host
+// and device in kernels/common/host_device.h.
+inline float fp16_to_fp32(uint16_t h) { return hd_fp16_to_fp32(h); }
 
 // float -> IEEE half bits, round to nearest even; overflow gives infinity, NaN stays NaN. Bit-identical to
 // F16C's _cvtss_sh(f, 0) for every float (tests/unit/quant_test.cpp).
@@ -64,12 +42,7 @@ inline uint16_t fp32_to_fp16(float f) {
 }
 
 // bfloat16 bits -> float (exact).
-inline float bf16_to_fp32(uint16_t h) {
-  const uint32_t bits = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+inline float bf16_to_fp32(uint16_t h) { return hd_bf16_to_fp32(h); }
 
 // float -> bfloat16 bits, round to nearest even; NaN stays a quiet NaN (as GGML does).
 inline uint16_t fp32_to_bf16(float f) {

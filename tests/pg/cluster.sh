@@ -7,8 +7,13 @@
 #   pg_cluster_start DIR    initdb + start (sets PGHOST, PGPORT, PGUSER, PGDATABASE, PG_MODELS)
 #   pg_cluster_stop         stop the server
 #   pg_as_owner CMD...      run a command as the server's account
+#   pg_test_begin NAME BUILD_DIR   install the build, start a cluster in /tmp/pginfer-NAME-XXXXXX (sets
+#                           `work`; stopped at exit and removed unless KEEP=1)
+#   pg_synth BUILD_DIR SHAPE TYPE VOCAB NAME   write $PG_MODELS/NAME.gguf with `infer synth` (VOCAB: the
+#                           name of a ../shared/vocab/ggml-vocab-VOCAB.gguf file)
 set -euo pipefail
 
+PG_INFER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PG_BIN=$(pg_config --bindir)
 PG_USER_OS=${PG_INFER_TEST_USER:-postgres}
 
@@ -41,4 +46,17 @@ CONF
 
 pg_cluster_stop() {
   [ -n "${PG_TEST_DIR:-}" ] && pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+pg_test_begin() {
+  cmake --install "$2" >/dev/null
+  work=$(mktemp -d "/tmp/pginfer-$1-XXXXXX")
+  trap 'pg_cluster_stop; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
+  pg_cluster_start "$work"
+}
+
+pg_synth() {
+  "$1/infer" synth --shape "$2" --type "$3" --vocab "$PG_INFER_ROOT/../shared/vocab/ggml-vocab-$4.gguf" \
+    -o "$PG_MODELS/$5.gguf" --seed 7 >/dev/null
+  chown "$PG_USER_OS" "$PG_MODELS/$5.gguf"
 }

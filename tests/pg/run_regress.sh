@@ -8,17 +8,11 @@ root=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 source "$here/cluster.sh"
 
-cmake --install "$build" >/dev/null
-work=$(mktemp -d /tmp/pginfer-regress-XXXXXX)
-trap 'pg_cluster_stop; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
-pg_cluster_start "$work"
+pg_test_begin regress "$build"
 # The models the suites load: a tiny Llama (Llama 2 vocabulary) and a tiny Phi-3-vocabulary one with a
 # chat template.
-"$build/infer" synth --shape tiny --type F32 --vocab "$root/../shared/vocab/ggml-vocab-llama-spm.gguf" \
-  -o "$PG_MODELS/tiny.gguf" --seed 7 >/dev/null
-"$build/infer" synth --shape tiny --type Q8_0 --vocab "$root/../shared/vocab/ggml-vocab-phi-3.gguf" \
-  -o "$PG_MODELS/tiny-chat.gguf" --seed 7 >/dev/null
-chown -R "$PG_USER_OS" "$PG_MODELS"
+pg_synth "$build" tiny F32 llama-spm tiny
+pg_synth "$build" tiny Q8_0 phi-3 tiny-chat
 
 regress=$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress
 tests=$(cd "$root/sql" && ls *.sql | sed 's/\.sql$//' | sort)

@@ -13,13 +13,8 @@ root=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 source "$here/cluster.sh"
 
-cmake --install "$build" >/dev/null
-work=$(mktemp -d /tmp/pginfer-engine-XXXXXX)
-trap 'pg_cluster_stop; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
-pg_cluster_start "$work"
-"$build/infer" synth --shape tiny --type F32 --vocab "$root/../shared/vocab/ggml-vocab-llama-spm.gguf" \
-  -o "$PG_MODELS/tiny.gguf" --seed 7 >/dev/null
-chown -R "$PG_USER_OS" "$PG_MODELS"
+pg_test_begin engine "$build"
+pg_synth "$build" tiny F32 llama-spm tiny
 
 failures=0
 check() {  # check NAME CONDITION-EXIT-STATUS

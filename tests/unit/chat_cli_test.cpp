@@ -10,52 +10,22 @@
 #include <filesystem>
 #include <string>
 
+#include "test_commands.h"
 #include "test_models.h"
 
 namespace pginfer {
 namespace {
 
-struct CommandResult {
-  int code;
-  std::string out;  // stdout and stderr together, unless split
-};
+using testing::CommandResult;
+using testing::infer_bin;
 
-// Runs a shell command line; stderr joins stdout unless `with_stderr` is false (then it is discarded).
 CommandResult run(const std::string& command_line, bool with_stderr = true) {
-  FILE* p = popen(("(" + command_line + ")" + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  CommandResult r{-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
+  return testing::run_command(command_line, with_stderr);
 }
 
-std::string infer_bin() { return PG_INFER_INFER_BIN; }
+std::string quote(const std::string& s) { return testing::shell_quote(s); }
 
-// Single-quotes `s` for the shell.
-std::string quote(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
-}
-
-// A folder for this test process's models, removed at exit.
-const std::string& work_dir() {
-  static const std::string dir = [] {
-    std::string templ = (std::filesystem::temp_directory_path() / "pginfer-chat-XXXXXX").string();
-    std::string made(mkdtemp(templ.data()));
-    static std::string to_remove;
-    to_remove = made;
-    std::atexit([] {
-      std::error_code ignored;
-      std::filesystem::remove_all(to_remove, ignored);
-    });
-    return made;
-  }();
-  return dir;
-}
+const std::string& work_dir() { return testing::test_dir(); }
 
 // A tiny F32 model with the vocabulary `vocab_file` of ../shared/vocab, written once.
 std::string model_with_vocab(const std::string& vocab_file) {

@@ -9,39 +9,18 @@
 #include <fstream>
 #include <string>
 
+#include "test_commands.h"
 #include "test_models.h"
 
 namespace pginfer {
 namespace {
 
-struct CommandResult {
-  int code;
-  std::string out;  // stdout and stderr together
-};
+using testing::CommandResult;
 
-CommandResult infer(const std::string& args) {
-  const std::string cmd = std::string(PG_INFER_INFER_BIN) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  CommandResult r{-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
+CommandResult infer(const std::string& args) { return testing::run_command(testing::infer_bin() + " " + args); }
 
 // Runs a shell command line (a pipeline into infer), stdout and stderr together.
-CommandResult infer_sh(const std::string& command_line) {
-  FILE* p = popen(("(" + command_line + ") 2>&1").c_str(), "r");
-  CommandResult r{-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
+CommandResult infer_sh(const std::string& command_line) { return testing::run_command(command_line); }
 
 std::string model() { return testing::synthetic_model("tiny", TensorType::Q8_0); }
 

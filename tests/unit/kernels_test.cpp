@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tests/unit/test_data.h"
 #include "kernels/cpu/fp16.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/vec_dot.h"
@@ -11,14 +12,7 @@
 namespace pginfer {
 namespace {
 
-std::vector<float> random_row(int64_t n, uint64_t seed, float scale = 1.0f) {
-  std::vector<float> v(n);
-  for (auto& x : v) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    x = scale * ((float)((seed >> 33) % 20001) / 10000.0f - 1.0f);
-  }
-  return v;
-}
+using testing::random_row;
 
 const TensorType kWeightTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,
                                    TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
