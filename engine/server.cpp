@@ -36,6 +36,12 @@ struct LoadedModel {
   std::timed_mutex run_mutex;         // one generation at a time (until the scheduler exists)
   std::atomic<int64_t> requests{0}, prompt_tokens{0}, generated_tokens{0}, queued{0}, active{0};
   std::atomic<int64_t> generating_us{0};  // time spent generating, for tokens/s
+  std::atomic<int64_t> kv_positions{0};   // KV positions held by running requests
+  // Bytes of KV cache per position (keys and values, F16, every layer).
+  int64_t kv_bytes_per_position() const {
+    const ModelConfig& c = model->config();
+    return c.n_layer * c.n_head_kv * c.head_dim * 2 * 2;
+  }
 };
 
 namespace {
@@ -98,6 +104,30 @@ Status parse_load_options(const std::string& text, LoadOptions* out) {
   return Status::ok_status();
 }
 
+// PG_INFER_TEST_SLOW_LOAD=NAME:MS (tests only): loads of model NAME take MS milliseconds longer.
+void test_slow_load(const std::string& name) {
+  const char* env = std::getenv("PG_INFER_TEST_SLOW_LOAD");
+  if (env == nullptr) return;
+  const std::string spec = env;
+  const size_t colon = spec.rfind(':');
+  if (colon == std::string::npos || spec.substr(0, colon) != name) return;
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(spec.c_str() + colon + 1)));
+}
+
+// What the user can do about a failed request (the HINT of the SQL error), or "".
+std::string hint_for(const Status& st, uint8_t request) {
+  switch (st.code()) {
+    case StatusCode::NotFound:
+      return request == PGI_MSG_LOAD ? "" : "Load it with llm_load_model(name, path).";
+    case StatusCode::NotReady: return "Retry once llm_load_model() has returned.";
+    case StatusCode::Busy: return "Retry later, or raise pg_infer.max_queue.";
+    case StatusCode::OutOfMemory: return "Ask for fewer tokens, or raise pg_infer.kv_cache_size.";
+    case StatusCode::Timeout: return "Ask for fewer tokens, or raise pg_infer.request_timeout.";
+    case StatusCode::PermissionDenied: return "Put the model file under pg_infer.model_dir.";
+    default: return "";
+  }
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
@@ -124,13 +154,7 @@ void Server::serve_connection(int fd) {
         default: st = invalid_argument("unknown request type " + std::to_string(frame.type));
       }
     }
-    if (!st.ok()) {
-      std::string hint;
-      if (st.code() == StatusCode::NotFound && frame.type != PGI_MSG_LOAD) {
-        hint = "Load it with llm_load_model(name, path).";
-      }
-      if (!wire::write_all(fd, wire::error_frame(st, hint)).ok()) return;
-    }
+    if (!st.ok() && !wire::write_all(fd, wire::error_frame(st, hint_for(st, frame.type))).ok()) return;
   }
 }
 
@@ -181,6 +205,7 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
   {
     std::lock_guard<std::mutex> load_lock(load_mutex);
     if (!entry->ready) {
+      test_slow_load(name);
       Status st = Model::load(path, &entry->model);
       if (st.ok()) st = Vocab::load(entry->model->file(), &entry->vocab);
       if (st.ok()) {
@@ -252,6 +277,12 @@ Status Server::handle_stats(int fd) {
         .f64(PGI_F_TOKENS_PER_S, seconds > 0 ? m->generated_tokens / seconds : 0.0)
         .i64(PGI_F_QUEUED, m->queued)
         .i64(PGI_F_ACTIVE, m->active);
+    if (m->ready) {
+      const int64_t block_bytes = m->kv_bytes_per_position() * kKvBlockPositions;
+      const int64_t free_bytes = std::max<int64_t>(0, options_.kv_cache_bytes - kv_bytes_in_use_.load());
+      row.i64(PGI_F_KV_USED, (m->kv_positions.load() + kKvBlockPositions - 1) / kKvBlockPositions)
+          .i64(PGI_F_KV_FREE, free_bytes / block_bytes);
+    }
     w.row(row);
   }
   return reply_ok(fd, w);
@@ -348,10 +379,20 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
     if (timed_out) return timeout("the request ran past pg_infer.request_timeout while waiting for the model");
     return Status::ok_status();  // the client left: nobody to answer
   }
+  // The KV cache of this request, from the engine's budget.
+  const int64_t positions = (int64_t)prompt.size() + std::max<int64_t>(o.max_tokens, 1);
+  const int64_t kv_bytes = positions * m->kv_bytes_per_position();
+  if (kv_bytes_in_use_.fetch_add(kv_bytes) + kv_bytes > options_.kv_cache_bytes) {
+    const int64_t in_use = kv_bytes_in_use_.fetch_sub(kv_bytes) - kv_bytes;
+    return out_of_memory("the request needs " + std::to_string(kv_bytes >> 20) + " MiB of KV cache; " +
+                         std::to_string(in_use >> 20) + " of the " + std::to_string(options_.kv_cache_bytes >> 20) +
+                         " MiB of pg_infer.kv_cache_size are in use");
+  }
+  m->kv_positions.fetch_add(positions);
   m->active.fetch_add(1);
   const Clock::time_point began = Clock::now();
   std::unique_ptr<Session> session;
-  Status st = Session::create(*m->model, *m->backend, (int64_t)prompt.size() + std::max<int64_t>(o.max_tokens, 1), &session);
+  Status st = Session::create(*m->model, *m->backend, positions, &session);
   GenerateResult result;
   if (st.ok()) {
     o.should_stop = should_stop;
@@ -362,7 +403,10 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
     }
     st = o.max_tokens == 0 ? Status::ok_status() : generate(*session, m->vocab.get(), prompt, o, &result);
   }
+  session.reset();
   m->active.fetch_sub(1);
+  m->kv_positions.fetch_sub(positions);
+  kv_bytes_in_use_.fetch_sub(kv_bytes);
   m->requests.fetch_add(1);
   m->prompt_tokens.fetch_add((int64_t)prompt.size());
   m->generated_tokens.fetch_add((int64_t)result.ids.size());

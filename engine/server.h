@@ -4,9 +4,15 @@
 //
 // Until the scheduler of the serving core exists, a model runs one generation at a time; requests for it
 // wait in a queue of bounded length, and a request whose client has gone away or whose time is up stops
-// before its next token.
+// before its next token. Each running request holds a contiguous KV cache for its prompt and new tokens,
+// taken from a budget shared by all models (ServerOptions::kv_cache_bytes); a request that does not fit
+// fails with OutOfMemory. Statistics count that memory in blocks of kKvBlockPositions positions.
+//
+// For tests only: the environment variable PG_INFER_TEST_SLOW_LOAD=NAME:MS makes loads of the model
+// called NAME take MS milliseconds longer, so that the "still loading" state can be observed.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,7 +30,11 @@ struct ServerOptions {
   int threads = 0;                // CPU threads per model when the load options do not say (0: all cores)
   int64_t max_queue = 64;         // requests waiting for one model at most
   double request_timeout_s = 0;   // a request running longer fails (0: no limit)
+  int64_t kv_cache_bytes = 1ll << 30;  // KV cache of all running requests together at most
 };
+
+// Positions per KV block in the statistics (the unit of the paged cache to come).
+constexpr int64_t kKvBlockPositions = 16;
 
 struct LoadedModel;  // a model in the registry (server.cpp)
 
@@ -50,6 +60,7 @@ class Server {
   Status find_model(const std::string& name, std::shared_ptr<LoadedModel>* out);
 
   ServerOptions options_;
+  std::atomic<int64_t> kv_bytes_in_use_{0};  // KV caches of running requests
   std::mutex registry_mutex_;
   std::map<std::string, std::shared_ptr<LoadedModel>> models_;
 };

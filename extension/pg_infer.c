@@ -21,6 +21,7 @@ char	   *pg_infer_default_model = NULL;
 int			pg_infer_threads = 0;
 int			pg_infer_max_queue = 64;
 int			pg_infer_request_timeout = 0;
+int			pg_infer_kv_cache_size = 1024;
 
 void		_PG_init(void);
 
@@ -45,6 +46,11 @@ _PG_init(void)
 	DefineCustomIntVariable("pg_infer.request_timeout",
 							"Longest time the engine works on one request (0: no limit).",
 							NULL, &pg_infer_request_timeout, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_infer.kv_cache_size",
+							"Memory the engine gives the KV caches of all running requests together.",
+							"A request that does not fit fails with insufficient_resources.",
+							&pg_infer_kv_cache_size, 1024, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MB,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_infer");
 	engine_client_init();

@@ -59,6 +59,7 @@ start_engine(void)
 	char		threads[16],
 				queue[16],
 				timeout[32],
+				kv_cache[16],
 				parent[16];
 	pid_t		pid;
 
@@ -68,6 +69,7 @@ start_engine(void)
 	snprintf(threads, sizeof(threads), "%d", pg_infer_threads);
 	snprintf(queue, sizeof(queue), "%d", pg_infer_max_queue);
 	snprintf(timeout, sizeof(timeout), "%.3f", pg_infer_request_timeout / 1000.0);
+	snprintf(kv_cache, sizeof(kv_cache), "%d", pg_infer_kv_cache_size);
 	snprintf(parent, sizeof(parent), "%d", (int) getpid());
 
 	pid = fork();
@@ -75,7 +77,7 @@ start_engine(void)
 	{
 		char	   *argv[] = {engine_path, "--socket", PG_INFER_SOCKET_NAME, "--model-dir", pg_infer_model_dir,
 			"--threads", threads, "--max-queue", queue, "--request-timeout", timeout,
-		"--parent-pid", parent, NULL};
+		"--kv-cache-mb", kv_cache, "--parent-pid", parent, NULL};
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		/* Nothing of the server's (sockets, pipes) may stay open in the engine. */
@@ -122,6 +124,7 @@ pg_infer_supervisor_main(Datum arg)
 	int			running_threads = 0;
 	int			running_max_queue = 0;
 	int			running_timeout = 0;
+	int			running_kv_cache = 0;
 
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -154,7 +157,8 @@ pg_infer_supervisor_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			if (engine > 0 && (strcmp(running_model_dir, pg_infer_model_dir) != 0 ||
 							   running_threads != pg_infer_threads || running_max_queue != pg_infer_max_queue ||
-							   running_timeout != pg_infer_request_timeout))
+							   running_timeout != pg_infer_request_timeout ||
+							   running_kv_cache != pg_infer_kv_cache_size))
 			{
 				ereport(LOG, (errmsg("pg_infer supervisor restarts the engine for new settings")));
 				stop_engine(engine);
@@ -172,6 +176,7 @@ pg_infer_supervisor_main(Datum arg)
 			running_threads = pg_infer_threads;
 			running_max_queue = pg_infer_max_queue;
 			running_timeout = pg_infer_request_timeout;
+			running_kv_cache = pg_infer_kv_cache_size;
 			if (engine == 0)
 			{
 				backoff = Min(backoff * 2, MAX_BACKOFF_MS);

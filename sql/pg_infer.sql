@@ -58,7 +58,7 @@ SELECT 1 <> ALL ((llm_tokenize('<s>'))[2:]) AS special_text_is_text;
 
 -- Statistics.
 SELECT model, requests > 0 AS used, prompt_tokens > 0 AS prompted, generated_tokens > 0 AS generated,
-       queue_depth, active_sequences
+       queue_depth, active_sequences, kv_blocks_used, kv_blocks_free > 0 AS kv_room
   FROM llm_stats() ORDER BY model;
 
 -- Errors, with their SQLSTATEs.

@@ -5,7 +5,9 @@
 #   - kill -9 of the engine: waiting sessions fail at once with a clear error, the server does not go
 #     through crash recovery, and the next call works once the supervisor has restarted the engine;
 #   - a terminated supervisor is started again by the postmaster and brings a new engine;
-#   - a LATIN1 database converts text to and from the engine, and refuses what LATIN1 cannot hold.
+#   - a LATIN1 database converts text to and from the engine, and refuses what LATIN1 cannot hold;
+#   - a model still loading is a clear error (55000) for the requests that name it;
+#   - a request whose KV cache does not fit pg_infer.kv_cache_size fails with 53000, smaller ones run.
 # Needs root (installs the extension; the server runs as the postgres account).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +15,7 @@ root=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 source "$here/cluster.sh"
 
+export PG_INFER_TEST_SLOW_LOAD=slow:3000  # loads of model "slow" take 3 s longer (server.h)
 pg_test_begin engine "$build"
 pg_synth "$build" tiny F32 llama-spm tiny
 
@@ -113,6 +116,25 @@ han=$(printf '%s' "中" | "$build/infer" tokenize -m "$PG_MODELS/tiny.gguf" --no
 msg=$(sql -d latin1db -c "SELECT llm_detokenize(ARRAY[$han], 'tiny')" 2>&1 || true)
 echo "     LATIN1: $msg"
 check "text LATIN1 cannot hold is refused clearly" $(echo "$msg" | grep -q 'has no equivalent in encoding "LATIN1"'; echo $?)
+
+# A model still loading.
+sql -c "SELECT llm_load_model('slow', 'tiny.gguf')" >/dev/null 2>&1 &
+sleep 1
+msg=$(psql -X -q -At -v VERBOSITY=verbose -c "SELECT llm_generate('x', 'slow')" 2>&1 || true)
+wait
+echo "     loading: $(echo "$msg" | head -1)"
+check "a model still loading is a clear error" $(echo "$msg" | grep -q '55000: model "slow" is still loading'; echo $?)
+
+# The KV cache budget: 1 MB holds about 1,000 positions of the tiny model (1 KiB each).
+old_engine=$(engine_pid)
+sql -c "ALTER SYSTEM SET pg_infer.kv_cache_size = '1MB'" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 50); do [ -n "$(engine_pid)" ] && [ "$(engine_pid)" != "$old_engine" ] && break; sleep 0.1; done
+wait_for_engine
+msg=$(psql -X -q -At -v VERBOSITY=verbose -c "SELECT llm_generate('x', 'tiny', max_tokens => 1500)" 2>&1 || true)
+echo "     KV budget: $(echo "$msg" | head -1)"
+check "a request beyond pg_infer.kv_cache_size fails with 53000" $(echo "$msg" | grep -q '53000: the request needs'; echo $?)
+check "a request within it runs" $(sql -c "SELECT llm_generate('x', 'tiny', max_tokens => 100) IS NOT NULL" >/dev/null; echo $?)
+check "llm_stats counts the free KV blocks" $([ "$(sql -c "SELECT kv_blocks_used || '/' || kv_blocks_free FROM llm_stats() WHERE model = 'tiny'")" = 0/64 ]; echo $?)
 
 # Never a crash recovery.
 crashes=$(grep -c "terminating any other active server processes\|all server processes terminated" "$work/server.log" || true)

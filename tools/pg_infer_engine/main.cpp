@@ -29,7 +29,7 @@ void on_signal(int) { g_stop = true; }
 void usage() {
   std::fprintf(stderr,
                "usage: pg_infer_engine --socket PATH [--model-dir DIR] [--threads N] [--max-queue N]\n"
-               "                       [--request-timeout SECONDS] [--parent-pid PID]\n");
+               "                       [--request-timeout SECONDS] [--kv-cache-mb MB] [--parent-pid PID]\n");
 }
 
 }  // namespace
@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
       options.max_queue = std::atoll(value);
     } else if (flag == "--request-timeout") {
       options.request_timeout_s = std::atof(value);
+    } else if (flag == "--kv-cache-mb") {
+      options.kv_cache_bytes = std::atoll(value) << 20;
     } else if (flag == "--parent-pid") {
       parent = (pid_t)std::atol(value);
     } else {
