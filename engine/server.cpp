@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <thread>
@@ -37,6 +38,7 @@ struct LoadedModel {
   std::atomic<int64_t> requests{0}, prompt_tokens{0}, generated_tokens{0}, queued{0}, active{0};
   std::atomic<int64_t> generating_us{0};  // time spent generating, for tokens/s
   std::atomic<int64_t> kv_positions{0};   // KV positions held by running requests
+  int64_t kv_cache_bytes = 0;             // this model's own KV budget (0: none beyond the engine's)
   // Bytes of KV cache per position (keys and values, F16, every layer).
   int64_t kv_bytes_per_position() const {
     const ModelConfig& c = model->config();
@@ -66,11 +68,12 @@ Status resolve(const std::string& path, std::string* out) {
   return Status::ok_status();
 }
 
-// The load options of a JSON object: context_length, threads, device.
+// The load options of a JSON object: context_length, threads, device, kv_cache_size.
 struct LoadOptions {
   int64_t context_length = 0;  // 0: the model's, at most 4096
   int64_t threads = 0;
   std::string device = "auto";
+  int64_t kv_cache_mb = 0;     // this model's running requests together at most (0: only the engine's budget)
 };
 
 Status parse_load_options(const std::string& text, LoadOptions* out) {
@@ -92,13 +95,16 @@ Status parse_load_options(const std::string& text, LoadOptions* out) {
       PGI_RETURN_IF_ERROR(integer(1, 1 << 24, &out->context_length));
     } else if (key == "threads") {
       PGI_RETURN_IF_ERROR(integer(0, 1024, &out->threads));
+    } else if (key == "kv_cache_size") {
+      PGI_RETURN_IF_ERROR(integer(1, 1 << 30, &out->kv_cache_mb));
     } else if (key == "device") {
       if (value.type != JsonType::String || (value.string != "auto" && value.string != "cpu" && value.string != "cuda")) {
         return invalid_argument("model option \"device\" must be \"auto\", \"cpu\" or \"cuda\"");
       }
       out->device = value.string;
     } else {
-      return invalid_argument("unknown model option \"" + key + "\" (known: context_length, threads, device)");
+      return invalid_argument("unknown model option \"" + key +
+                              "\" (known: context_length, threads, device, kv_cache_size)");
     }
   }
   return Status::ok_status();
@@ -112,6 +118,13 @@ void test_slow_load(const std::string& name) {
   const size_t colon = spec.rfind(':');
   if (colon == std::string::npos || spec.substr(0, colon) != name) return;
   std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(spec.c_str() + colon + 1)));
+}
+
+// `bytes` as MiB with one decimal ("1.5 MiB").
+std::string mib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / 1048576.0);
+  return buf;
 }
 
 // What the user can do about a failed request (the HINT of the SQL error), or "".
@@ -225,6 +238,7 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
         return st;
       }
       entry->n_ctx = opts.context_length > 0 ? opts.context_length : std::min<int64_t>(trained, 4096);
+      entry->kv_cache_bytes = opts.kv_cache_mb << 20;
       entry->ready = true;
     }
   }
@@ -279,7 +293,11 @@ Status Server::handle_stats(int fd) {
         .i64(PGI_F_ACTIVE, m->active);
     if (m->ready) {
       const int64_t block_bytes = m->kv_bytes_per_position() * kKvBlockPositions;
-      const int64_t free_bytes = std::max<int64_t>(0, options_.kv_cache_bytes - kv_bytes_in_use_.load());
+      int64_t free_bytes = std::max<int64_t>(0, options_.kv_cache_bytes - kv_bytes_in_use_.load());
+      if (m->kv_cache_bytes > 0) {
+        free_bytes = std::min(free_bytes, std::max<int64_t>(0, m->kv_cache_bytes -
+                                                                   m->kv_positions.load() * m->kv_bytes_per_position()));
+      }
       row.i64(PGI_F_KV_USED, (m->kv_positions.load() + kKvBlockPositions - 1) / kKvBlockPositions)
           .i64(PGI_F_KV_FREE, free_bytes / block_bytes);
     }
@@ -384,11 +402,17 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
   const int64_t kv_bytes = positions * m->kv_bytes_per_position();
   if (kv_bytes_in_use_.fetch_add(kv_bytes) + kv_bytes > options_.kv_cache_bytes) {
     const int64_t in_use = kv_bytes_in_use_.fetch_sub(kv_bytes) - kv_bytes;
-    return out_of_memory("the request needs " + std::to_string(kv_bytes >> 20) + " MiB of KV cache; " +
-                         std::to_string(in_use >> 20) + " of the " + std::to_string(options_.kv_cache_bytes >> 20) +
-                         " MiB of pg_infer.kv_cache_size are in use");
+    return out_of_memory("the request needs " + mib(kv_bytes) + " of KV cache; " + mib(in_use) + " of the " +
+                         mib(options_.kv_cache_bytes) + " of pg_infer.kv_cache_size are in use");
   }
-  m->kv_positions.fetch_add(positions);
+  if (m->kv_cache_bytes > 0 && (m->kv_positions.fetch_add(positions) + positions) * m->kv_bytes_per_position() >
+                                   m->kv_cache_bytes) {
+    m->kv_positions.fetch_sub(positions);
+    kv_bytes_in_use_.fetch_sub(kv_bytes);
+    return out_of_memory("the request needs " + mib(kv_bytes) + " of KV cache, beyond the " + mib(m->kv_cache_bytes) +
+                         " kv_cache_size of model \"" + m->name + "\"");
+  }
+  if (m->kv_cache_bytes == 0) m->kv_positions.fetch_add(positions);
   m->active.fetch_add(1);
   const Clock::time_point began = Clock::now();
   std::unique_ptr<Session> session;

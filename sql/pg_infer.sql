@@ -79,6 +79,13 @@ SELECT try($$SELECT llm_load_model('bad', 'missing.gguf')$$);
 SELECT try($$SELECT llm_load_model('bad', 'tiny.gguf', '{"device": "tpu"}')$$);
 SELECT try($$SELECT llm_load_model('bad', 'tiny.gguf', '{"context_length": 999999}')$$);
 SELECT try($$SELECT llm_load_model('tiny', 'tiny-chat.gguf')$$);
+SELECT try($$SELECT llm_load_model('bad', 'tiny.gguf', '{"kv_cache": 1}')$$);
+-- A model's own KV budget: 1 MB holds about 1,000 positions of the tiny model (1 KiB each).
+SELECT llm_load_model('small', 'tiny.gguf', '{"kv_cache_size": 1}');
+SELECT try($$SELECT llm_generate('x', 'small', max_tokens => 1500)$$);
+SELECT llm_generate('x', 'small', max_tokens => 100) IS NOT NULL AS within_budget;
+SELECT kv_blocks_free FROM llm_stats() WHERE model = 'small';
+SELECT llm_unload_model('small');
 DO $$ BEGIN
   EXECUTE format('COPY (SELECT %L) TO %L', 'not a model at all', current_setting('pg_infer.model_dir') || '/corrupt.gguf');
 END $$;
