@@ -36,7 +36,8 @@ typedef enum PgiMessage {
     PGI_MSG_LOAD = 1,       /* request: NAME, PATH, OPTIONS (JSON object text) */
     PGI_MSG_UNLOAD = 2,     /* request: NAME */
     PGI_MSG_MODELS = 3,     /* request: nothing; OK holds one MODEL_ROW per model */
-    PGI_MSG_GENERATE = 4,   /* request: MODEL, PROMPT, sampling fields, STOP..., STREAM */
+    PGI_MSG_GENERATE = 4,   /* request: MODEL, PROMPT... (several: a batch, one TEXT each in the OK, in
+                             * order), sampling fields, STOP..., STREAM */
     PGI_MSG_TOKENIZE = 5,   /* request: MODEL, TEXT; OK holds IDS */
     PGI_MSG_DETOKENIZE = 6, /* request: MODEL, IDS; OK holds TEXT */
     PGI_MSG_STATS = 7,      /* request: nothing; OK holds one STATS_ROW per model */

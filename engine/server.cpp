@@ -355,8 +355,9 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
   PGI_RETURN_IF_ERROR(validate_sampling(o.sampling));
   o.stops = f.all(PGI_F_STOP);
 
-  // The prompt's tokens: the text as it is, or the messages formatted with the model's chat template.
-  std::vector<int32_t> prompt;
+  // The prompts' tokens: each PROMPT's text as it is (several make a batch, answered in order), or the
+  // messages formatted with the model's chat template.
+  std::vector<std::vector<int32_t>> prompts;
   if (chat) {
     std::vector<ChatMessage> messages;
     PGI_RETURN_IF_ERROR(parse_chat_messages(f.str(PGI_F_MESSAGES), &messages));
@@ -366,23 +367,34 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
       return unsupported("model \"" + m->name + "\" cannot chat: " + st.message());
     }
     PGI_RETURN_IF_ERROR(st);
-    PGI_RETURN_IF_ERROR(chat_prompt_ids(*m->vocab, tmpl, messages, &prompt));
+    PGI_RETURN_IF_ERROR(chat_prompt_ids(*m->vocab, tmpl, messages, &prompts.emplace_back()));
   } else {
-    PGI_RETURN_IF_ERROR(tokenize(*m->vocab, f.str(PGI_F_PROMPT), true, &prompt));
+    for (const std::string& text : f.all(PGI_F_PROMPT)) {
+      PGI_RETURN_IF_ERROR(tokenize(*m->vocab, text, true, &prompts.emplace_back()));
+    }
   }
-  if (prompt.empty()) return invalid_argument("the prompt is empty");
-  if ((int64_t)prompt.size() + o.max_tokens > m->n_ctx) {
-    return invalid_argument("a prompt of " + std::to_string(prompt.size()) + " tokens plus " +
-                            std::to_string(o.max_tokens) + " new tokens exceeds the context of " +
-                            std::to_string(m->n_ctx) + " positions of model \"" + m->name + "\"");
+  if (prompts.empty()) return invalid_argument("no prompt given");
+  if (prompts.size() > 1 && stream != 0) return invalid_argument("a batch of prompts cannot be streamed");
+  for (const std::vector<int32_t>& prompt : prompts) {
+    if (prompt.empty()) return invalid_argument("the prompt is empty");
+    if ((int64_t)prompt.size() + o.max_tokens > m->n_ctx) {
+      return invalid_argument("a prompt of " + std::to_string(prompt.size()) + " tokens plus " +
+                              std::to_string(o.max_tokens) + " new tokens exceeds the context of " +
+                              std::to_string(m->n_ctx) + " positions of model \"" + m->name + "\"");
+    }
   }
   // Stops when the client is gone or the time is up.
   const double limit = options_.request_timeout_s;
   bool timed_out = false;
-  auto should_stop = [&] {
+  o.should_stop = [&] {
     if (limit > 0 && std::chrono::duration<double>(Clock::now() - start).count() > limit) timed_out = true;
     return timed_out || peer_gone(fd);
   };
+  if (stream != 0) {
+    o.on_text = [&](std::string_view piece) {
+      return wire::write_all(fd, wire::FrameWriter(PGI_MSG_PIECE).str(PGI_F_TEXT, piece).frame()).ok();
+    };
+  }
   // Wait for the model, in the queue.
   if (m->queued.fetch_add(1) >= options_.max_queue) {
     m->queued.fetch_sub(1);
@@ -390,60 +402,61 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
   }
   std::unique_lock<std::timed_mutex> run(m->run_mutex, std::defer_lock);
   while (!run.try_lock_for(std::chrono::milliseconds(20))) {
-    if (should_stop()) break;
+    if (o.should_stop()) break;
   }
   m->queued.fetch_sub(1);
   if (!run.owns_lock()) {
     if (timed_out) return timeout("the request ran past pg_infer.request_timeout while waiting for the model");
     return Status::ok_status();  // the client left: nobody to answer
   }
-  // The KV cache of this request, from the engine's budget.
+  wire::FrameWriter w(PGI_MSG_OK);
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  for (const std::vector<int32_t>& prompt : prompts) {
+    GenerateResult result;
+    PGI_RETURN_IF_ERROR(run_sequence(*m, prompt, o, &result));
+    if (result.finish == FinishReason::Cancelled) {
+      if (timed_out) return timeout("the request ran past pg_infer.request_timeout");
+      return Status::ok_status();  // the client left
+    }
+    if (stream == 0) w.str(PGI_F_TEXT, result.text);
+    prompt_tokens += (int64_t)prompt.size();
+    generated_tokens += (int64_t)result.ids.size();
+  }
+  w.i64(PGI_F_PROMPT_TOKENS, prompt_tokens).i64(PGI_F_GEN_TOKENS, generated_tokens);
+  return reply_ok(fd, w);
+}
+
+Status Server::run_sequence(LoadedModel& m, const std::vector<int32_t>& prompt, const GenerateOptions& o,
+                            GenerateResult* result) {
+  // The KV cache of this sequence, from the engine's budget and the model's own.
   const int64_t positions = (int64_t)prompt.size() + std::max<int64_t>(o.max_tokens, 1);
-  const int64_t kv_bytes = positions * m->kv_bytes_per_position();
+  const int64_t kv_bytes = positions * m.kv_bytes_per_position();
   if (kv_bytes_in_use_.fetch_add(kv_bytes) + kv_bytes > options_.kv_cache_bytes) {
     const int64_t in_use = kv_bytes_in_use_.fetch_sub(kv_bytes) - kv_bytes;
     return out_of_memory("the request needs " + mib(kv_bytes) + " of KV cache; " + mib(in_use) + " of the " +
                          mib(options_.kv_cache_bytes) + " of pg_infer.kv_cache_size are in use");
   }
-  if (m->kv_cache_bytes > 0 && (m->kv_positions.fetch_add(positions) + positions) * m->kv_bytes_per_position() >
-                                   m->kv_cache_bytes) {
-    m->kv_positions.fetch_sub(positions);
+  if ((m.kv_positions.fetch_add(positions) + positions) * m.kv_bytes_per_position() > m.kv_cache_bytes &&
+      m.kv_cache_bytes > 0) {
+    m.kv_positions.fetch_sub(positions);
     kv_bytes_in_use_.fetch_sub(kv_bytes);
-    return out_of_memory("the request needs " + mib(kv_bytes) + " of KV cache, beyond the " + mib(m->kv_cache_bytes) +
-                         " kv_cache_size of model \"" + m->name + "\"");
+    return out_of_memory("the request needs " + mib(kv_bytes) + " of KV cache, beyond the " + mib(m.kv_cache_bytes) +
+                         " kv_cache_size of model \"" + m.name + "\"");
   }
-  if (m->kv_cache_bytes == 0) m->kv_positions.fetch_add(positions);
-  m->active.fetch_add(1);
+  m.active.fetch_add(1);
   const Clock::time_point began = Clock::now();
   std::unique_ptr<Session> session;
-  Status st = Session::create(*m->model, *m->backend, positions, &session);
-  GenerateResult result;
-  if (st.ok()) {
-    o.should_stop = should_stop;
-    if (stream != 0) {
-      o.on_text = [&](std::string_view piece) {
-        return wire::write_all(fd, wire::FrameWriter(PGI_MSG_PIECE).str(PGI_F_TEXT, piece).frame()).ok();
-      };
-    }
-    st = o.max_tokens == 0 ? Status::ok_status() : generate(*session, m->vocab.get(), prompt, o, &result);
-  }
+  Status st = Session::create(*m.model, *m.backend, positions, &session);
+  if (st.ok() && o.max_tokens > 0) st = generate(*session, m.vocab.get(), prompt, o, result);
   session.reset();
-  m->active.fetch_sub(1);
-  m->kv_positions.fetch_sub(positions);
+  m.active.fetch_sub(1);
+  m.kv_positions.fetch_sub(positions);
   kv_bytes_in_use_.fetch_sub(kv_bytes);
-  m->requests.fetch_add(1);
-  m->prompt_tokens.fetch_add((int64_t)prompt.size());
-  m->generated_tokens.fetch_add((int64_t)result.ids.size());
-  m->generating_us.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - began).count());
-  PGI_RETURN_IF_ERROR(st);
-  if (result.finish == FinishReason::Cancelled) {
-    if (timed_out) return timeout("the request ran past pg_infer.request_timeout");
-    return Status::ok_status();  // the client left
-  }
-  wire::FrameWriter w(PGI_MSG_OK);
-  if (stream == 0) w.str(PGI_F_TEXT, result.text);
-  w.i64(PGI_F_PROMPT_TOKENS, (int64_t)prompt.size()).i64(PGI_F_GEN_TOKENS, (int64_t)result.ids.size());
-  return reply_ok(fd, w);
+  m.requests.fetch_add(1);
+  m.prompt_tokens.fetch_add((int64_t)prompt.size());
+  m.generated_tokens.fetch_add((int64_t)result->ids.size());
+  m.generating_us.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - began).count());
+  return st;
 }
 
 }  // namespace pginfer

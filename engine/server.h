@@ -18,7 +18,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "engine/generate.h"
 #include "engine/status.h"
 #include "engine/wire.h"
 
@@ -56,6 +58,10 @@ class Server {
   Status handle_tokenize(const wire::Fields& f, int fd);
   Status handle_detokenize(const wire::Fields& f, int fd);
   Status handle_stats(int fd);
+  // Runs one sequence of a generation request on model `m` (whose run lock the caller holds): reserves
+  // its KV cache, generates, updates the model's counters.
+  Status run_sequence(LoadedModel& m, const std::vector<int32_t>& prompt, const GenerateOptions& o,
+                      GenerateResult* result);
   // The ready model called `name`; NotFound or NotReady otherwise.
   Status find_model(const std::string& name, std::shared_ptr<LoadedModel>* out);
 

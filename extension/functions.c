@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -430,6 +431,24 @@ generation_request(FunctionCallInfo fcinfo, bool chat, bool stream, EngineFrame 
 
 		engine_put_cstring(request, PGI_F_MESSAGES, JsonbToCString(NULL, &messages->root, VARSIZE(messages)));
 	}
+	else if (get_fn_expr_argtype(fcinfo->flinfo, 0) == TEXTARRAYOID)
+	{
+		/* A batch: every non-NULL prompt, in order. */
+		Datum	   *prompts;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &prompts, &nulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			if (!nulls[i])
+			{
+				text	   *p = DatumGetTextPP(prompts[i]);
+
+				engine_put_text(request, PGI_F_PROMPT, VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
+			}
+		}
+	}
 	else
 	{
 		text	   *prompt = PG_GETARG_TEXT_PP(0);
@@ -490,6 +509,56 @@ Datum
 llm_generate(PG_FUNCTION_ARGS)
 {
 	return generate_text(fcinfo, false);
+}
+
+/* llm_generate(prompts text[], ...): one request for every prompt, the texts in the prompts' order, NULL
+ * for a NULL prompt. */
+PG_FUNCTION_INFO_V1(llm_generate_batch);
+Datum
+llm_generate_batch(PG_FUNCTION_ARGS)
+{
+	EngineFrame request,
+				reply;
+	char	   *model;
+	Datum	   *prompts;
+	bool	   *nulls;
+	int			n;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Datum	   *texts;
+	PgiReader	r;
+	uint16		tag;
+	const uint8 *data;
+	uint32		len;
+	int			next = 0;
+	bool		any = false;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &prompts, &nulls, &n);
+	texts = palloc0(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		any |= !nulls[i];
+	if (any)
+	{
+		generation_request(fcinfo, false, false, &request, &model);
+		model_call(fcinfo, &request, model, &reply, NULL);
+		pgi_reader_init(&r, reply.body.data, reply.body.len);
+		while (pgi_next_field(&r, &tag, &data, &len))
+		{
+			if (tag != PGI_F_TEXT)
+				continue;
+			while (next < n && nulls[next])
+				next++;
+			if (next == n)
+				ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
+								errmsg("the pg_infer engine answered more texts than prompts")));
+			texts[next++] = CStringGetTextDatum(pg_any_to_server(pnstrdup((const char *) data, len), len, PG_UTF8));
+		}
+	}
+	dims[0] = n;
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(texts, nulls, n > 0 ? 1 : 0, dims, lbs, TEXTOID, -1, false,
+											 TYPALIGN_INT));
 }
 
 PG_FUNCTION_INFO_V1(llm_chat);

@@ -40,6 +40,12 @@ SELECT llm_generate('Once upon a time', max_tokens => 12, stop => ARRAY[substr(t
        AS stopped_before_stop_string
   FROM full_text;
 
+-- A batch of prompts in one call gives each prompt's own text, NULL for NULL.
+SELECT llm_generate(ARRAY['Once upon a time', NULL, 'Hello'], max_tokens => 6) =
+       ARRAY[llm_generate('Once upon a time', max_tokens => 6), NULL, llm_generate('Hello', max_tokens => 6)]
+       AS batch_matches_single_calls;
+SELECT llm_generate(ARRAY[]::text[]) AS empty_batch;
+
 -- Streaming gives the same text in pieces.
 SELECT count(*) > 1 AS several_pieces,
        string_agg(piece, '' ORDER BY n) = llm_generate('Once upon a time', max_tokens => 8) AS same_text
@@ -111,6 +117,34 @@ SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 2000);
 RESET statement_timeout;
 SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 8) IS NOT NULL AS engine_still_serves;
 SELECT queue_depth, active_sequences FROM llm_stats() WHERE model = 'tiny';
+
+-- Annotating a table without a primary key, three rows per batch; a second call finishes the job
+-- without redoing rows.
+CREATE TABLE tickets (body text, label text, priority int);
+INSERT INTO tickets (body, priority)
+  SELECT 'ticket number ' || i, i % 3 FROM generate_series(1, 10) AS i;
+SET client_min_messages = warning;  -- the NOTICE per batch carries a rate, which varies
+CALL llm_annotate('tickets', 'label', 'Classify {body} (priority {priority}):', 'tiny', max_tokens => 4,
+                  batch_size => 3);
+RESET client_min_messages;
+SELECT count(*) AS rows, count(label) AS labelled FROM tickets;
+SELECT bool_and(label = llm_generate('Classify ' || body || ' (priority ' || priority || '):', 'tiny',
+                                     max_tokens => 4)) AS labels_are_the_prompts_continuations
+  FROM tickets;
+SELECT relation, output_column, rows_done, rows_left, eta, finished FROM llm_progress;
+UPDATE tickets SET label = NULL WHERE priority = 0;
+CREATE TABLE requests_before AS SELECT requests FROM llm_stats() WHERE model = 'tiny';
+SET client_min_messages = warning;
+CALL llm_annotate('tickets', 'label', 'Classify {body} (priority {priority}):', 'tiny', max_tokens => 4);
+RESET client_min_messages;
+SELECT (SELECT requests FROM llm_stats() WHERE model = 'tiny') - requests AS rows_redone,
+       (SELECT count(label) FROM tickets) AS labelled
+  FROM requests_before;
+SELECT try($$CALL llm_annotate('tickets', 'nope', 'x')$$);
+SELECT try($$CALL llm_annotate('tickets', 'priority', 'x')$$);
+SELECT try($$CALL llm_annotate('tickets', 'label', 'x {missing}')$$);
+SELECT try($$CALL llm_annotate('tickets', 'label', 'x', batch_size => 0)$$);
+DROP TABLE tickets, requests_before;
 
 -- Unloading.
 SELECT llm_unload_model('chat');
