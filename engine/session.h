@@ -1,5 +1,6 @@
-// engine/session.h: one sequence being evaluated by a model on a backend: its KV cache, its position,
-// and the forward pass that turns token ids into logits.
+// engine/session.h: one sequence being evaluated by a model on a backend: its KV cache and its position.
+// It evaluates tokens with its own executor (engine/executor.h), or lends its cache to a shared executor
+// that batches many sequences (then the caller advances its position).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/executor.h"
 #include "engine/model.h"
 #include "engine/status.h"
 
@@ -38,9 +40,13 @@ class Session {
   // The model.
   const Model& model() const { return model_; }
 
+  // The sequence's KV cache, for a shared executor's chunks.
+  KvCache& kv() { return *kv_; }
+  // Marks `n` more positions as evaluated (after a shared executor evaluated them); n must fit.
+  void advance(int64_t n) { n_past_ += n; }
+
  private:
   Session(const Model& model, Backend& backend) : model_(model), backend_(backend) {}
-  Status forward(const int32_t* ids, int64_t n_tokens, bool all_logits, float* logits_out);
 
   const Model& model_;
   Backend& backend_;
@@ -48,9 +54,7 @@ class Session {
   int64_t n_past_ = 0;
   int64_t max_batch_ = 0;
   std::unique_ptr<KvCache> kv_;
-  // Activations of one forward pass, sized for max_batch_ tokens.
-  std::unique_ptr<ActivationBuffer> x_, xn_, q_, k_, v_, attn_, gate_, up_, logits_;
-  std::vector<int32_t> positions_;
+  std::unique_ptr<Executor> executor_;  // created on the first eval
 };
 
 }  // namespace pginfer

@@ -1,0 +1,52 @@
+// engine/executor.h: the transformer forward pass over a batch of sequences, written once for every
+// backend and family. Tokens of all sequences go through the embedding, norms, products and feed-forward
+// together (the weights are read once per pass); attention runs per sequence against that sequence's own
+// KV cache. A Session is a one-sequence user of it; the engine's batching loop puts many sequences
+// (prompt chunks and single decode tokens) into one pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/model.h"
+#include "engine/status.h"
+
+namespace pginfer {
+
+// One sequence's share of a forward pass.
+struct SequenceChunk {
+  KvCache* kv = nullptr;            // the sequence's cache (from Backend::create_kv_cache for this model)
+  int64_t start = 0;                // position of the first token (the sequence's evaluated length)
+  std::span<const int32_t> ids;     // tokens to evaluate, already checked against the vocabulary
+  float* logits = nullptr;          // host memory for logits, or nullptr for none
+  bool all_logits = false;          // logits of every token (ids.size() rows) instead of the last one only
+};
+
+// Runs forward passes of at most max_tokens() tokens; owns the activation buffers they need.
+class Executor {
+ public:
+  // An executor for `model` on `backend` (prepared for it) for passes of up to `max_tokens` tokens.
+  static Status create(const Model& model, Backend& backend, int64_t max_tokens, std::unique_ptr<Executor>* out);
+
+  // Evaluates every chunk in one pass: writes their keys and values at positions start.. of their caches
+  // and fills the logits they ask for. The chunks' tokens together must not exceed max_tokens(), and each
+  // cache must have room for its chunk (the caller checks both).
+  Status forward(std::span<const SequenceChunk> chunks);
+
+  // Largest number of tokens in one pass.
+  int64_t max_tokens() const { return max_tokens_; }
+
+ private:
+  Executor(const Model& model, Backend& backend) : model_(model), backend_(backend) {}
+
+  const Model& model_;
+  Backend& backend_;
+  int64_t max_tokens_ = 0;
+  std::unique_ptr<ActivationBuffer> x_, xn_, q_, k_, v_, attn_, gate_, up_, logits_;
+  std::vector<int32_t> ids_, positions_;
+};
+
+}  // namespace pginfer
