@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "engine/status.h"
+#include "engine/tokenizer.h"
 #include "engine/vocab.h"
 
 namespace pginfer {
@@ -37,6 +40,43 @@ struct GenerateResult {
   std::vector<int32_t> ids;  // the sampled tokens, without a final end-of-generation token
   std::string text;          // their text, without the stop string; always valid UTF-8
   FinishReason finish = FinishReason::Length;
+};
+
+// One generation, a token at a time: given the logits after the last evaluated token it samples the next
+// one, turns it into text, watches stop strings and end-of-generation tokens, and streams the text that
+// is final. generate() drives one for a single session; the engine's batching loop drives many, one
+// forward pass for all of them.
+class Generation {
+ public:
+  // A generation after `prompt` (not empty); `vocab` as for generate(). Checks the options.
+  static Status create(const Vocab* vocab, const std::vector<int32_t>& prompt, const GenerateOptions& options,
+                       std::unique_ptr<Generation>* out);
+
+  // Whether it wants another token: false once it has finished (result().finish says why).
+  bool wants_more() const { return !finished_; }
+  // Takes the logits after the last evaluated token (the prompt's last, then next()'s) and samples.
+  void step(std::span<const float> logits);
+  // The token to evaluate next, while wants_more().
+  int32_t next() const { return result_.ids.back(); }
+  // Ends the generation early as cancelled.
+  void cancel();
+  // What it produced so far (complete once !wants_more()).
+  const GenerateResult& result() const { return result_; }
+
+ private:
+  Generation(const Vocab* vocab, const GenerateOptions& options);
+  // Shows text to the caller; false when the caller cancels.
+  bool emit(std::string text);
+  // Ends with `reason`, flushing held-back text unless the generation was stopped or cancelled.
+  void finish(FinishReason reason);
+
+  const Vocab* vocab_;
+  GenerateOptions options_;
+  Sampler sampler_;
+  StopMatcher stops_;
+  std::unique_ptr<Detokenizer> detok_;
+  GenerateResult result_;
+  bool finished_ = false;
 };
 
 // Generates after `prompt` (not empty) in `session`, which must be empty. The prompt plus max_tokens must
