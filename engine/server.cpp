@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "engine/backend.h"
+#include "engine/batcher.h"
 #include "engine/chat_prompt.h"
 #include "engine/generate.h"
 #include "engine/json.h"
@@ -34,9 +35,7 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;
   int64_t n_ctx = 0;                  // context of one request
   std::string device = "cpu";
-  std::timed_mutex run_mutex;         // one generation at a time (until the scheduler exists)
-  std::atomic<int64_t> requests{0}, prompt_tokens{0}, generated_tokens{0}, queued{0}, active{0};
-  std::atomic<int64_t> generating_us{0};  // time spent generating, for tokens/s
+  std::unique_ptr<Batcher> batcher;      // runs every generation of the model (declared last-destroyed-first)
   std::atomic<int64_t> kv_positions{0};   // KV positions held by running requests
   int64_t kv_cache_bytes = 0;             // this model's own KV budget (0: none beyond the engine's)
   // Bytes of KV cache per position (keys and values, F16, every layer).
@@ -227,6 +226,11 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
         entry->backend = make_cpu_backend(cpu);
         st = entry->backend->prepare(*entry->model);
       }
+      if (st.ok()) {
+        Batcher::Options b;
+        b.max_queue = options_.max_queue;
+        st = Batcher::create(*entry->model, *entry->backend, b, &entry->batcher);
+      }
       const int64_t trained = st.ok() ? entry->model->config().n_ctx_train : 0;
       if (st.ok() && opts.context_length > trained) {
         st = invalid_argument("context_length " + std::to_string(opts.context_length) +
@@ -282,16 +286,17 @@ Status Server::handle_stats(int fd) {
   wire::FrameWriter w(PGI_MSG_OK);
   std::lock_guard<std::mutex> lock(registry_mutex_);
   for (const auto& [name, m] : models_) {
-    const double seconds = m->generating_us.load() / 1e6;
     wire::FrameWriter row(PGI_MSG_OK);
-    row.str(PGI_F_NAME, name)
-        .i64(PGI_F_REQUESTS, m->requests)
-        .i64(PGI_F_PROMPT_TOKENS, m->prompt_tokens)
-        .i64(PGI_F_GEN_TOKENS, m->generated_tokens)
-        .f64(PGI_F_TOKENS_PER_S, seconds > 0 ? m->generated_tokens / seconds : 0.0)
-        .i64(PGI_F_QUEUED, m->queued)
-        .i64(PGI_F_ACTIVE, m->active);
+    row.str(PGI_F_NAME, name);
     if (m->ready) {
+      const BatcherStats& b = m->batcher->stats();
+      const double seconds = b.busy_us.load() / 1e6;
+      row.i64(PGI_F_REQUESTS, b.requests)
+          .i64(PGI_F_PROMPT_TOKENS, b.prompt_tokens)
+          .i64(PGI_F_GEN_TOKENS, b.generated_tokens)
+          .f64(PGI_F_TOKENS_PER_S, seconds > 0 ? b.generated_tokens / seconds : 0.0)
+          .i64(PGI_F_QUEUED, b.queued)
+          .i64(PGI_F_ACTIVE, b.running);
       const int64_t block_bytes = m->kv_bytes_per_position() * kKvBlockPositions;
       int64_t free_bytes = std::max<int64_t>(0, options_.kv_cache_bytes - kv_bytes_in_use_.load());
       if (m->kv_cache_bytes > 0) {
@@ -383,80 +388,85 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
                               std::to_string(m->n_ctx) + " positions of model \"" + m->name + "\"");
     }
   }
-  // Stops when the client is gone or the time is up.
+  // Stops when the client is gone or the time is up (asked by the batching loop before each pass, and
+  // by this thread while it waits).
   const double limit = options_.request_timeout_s;
-  bool timed_out = false;
-  o.should_stop = [&] {
-    if (limit > 0 && std::chrono::duration<double>(Clock::now() - start).count() > limit) timed_out = true;
-    return timed_out || peer_gone(fd);
+  auto timed_out = std::make_shared<std::atomic<bool>>(false);
+  auto should_stop = [start, limit, fd, timed_out] {
+    if (limit > 0 && std::chrono::duration<double>(Clock::now() - start).count() > limit) *timed_out = true;
+    return timed_out->load() || peer_gone(fd);
   };
-  if (stream != 0) {
-    o.on_text = [&](std::string_view piece) {
-      return wire::write_all(fd, wire::FrameWriter(PGI_MSG_PIECE).str(PGI_F_TEXT, piece).frame()).ok();
-    };
+  if (o.max_tokens == 0) {  // nothing to compute
+    wire::FrameWriter w(PGI_MSG_OK);
+    for (size_t i = 0; i < prompts.size() && stream == 0; ++i) w.str(PGI_F_TEXT, "");
+    return reply_ok(fd, w);
   }
-  // Wait for the model, in the queue.
-  if (m->queued.fetch_add(1) >= options_.max_queue) {
-    m->queued.fetch_sub(1);
-    return busy("the queue of model \"" + m->name + "\" is full (" + std::to_string(options_.max_queue) + " requests)");
+  // The job: one sequence per prompt, each with its KV cache from the budgets.
+  auto job = std::make_shared<BatchJob>();
+  job->should_stop = should_stop;
+  int64_t positions = 0;
+  for (const std::vector<int32_t>& prompt : prompts) positions += (int64_t)prompt.size() + o.max_tokens;
+  KvReservation kv(*this, *m, positions);
+  PGI_RETURN_IF_ERROR(kv.status());
+  for (std::vector<int32_t>& prompt : prompts) {
+    auto seq = std::make_unique<BatchSequence>();
+    GenerateOptions so = o;
+    if (stream != 0) so.on_text = [job_ptr = job.get()](std::string_view piece) { return job_ptr->stream(piece); };
+    PGI_RETURN_IF_ERROR(Session::create(*m->model, *m->backend, (int64_t)prompt.size() + o.max_tokens, &seq->session));
+    PGI_RETURN_IF_ERROR(Generation::create(m->vocab.get(), prompt, so, &seq->generation));
+    seq->prompt = std::move(prompt);
+    job->sequences.push_back(std::move(seq));
   }
-  std::unique_lock<std::timed_mutex> run(m->run_mutex, std::defer_lock);
-  while (!run.try_lock_for(std::chrono::milliseconds(20))) {
-    if (o.should_stop()) break;
+  PGI_RETURN_IF_ERROR(m->batcher->submit(job));
+  // Wait, streaming what comes, until the job is done, the client leaves or the time is up.
+  std::string streamed;
+  for (;;) {
+    const bool done = job->wait_for(std::chrono::milliseconds(20), &streamed);
+    if (!streamed.empty()) {
+      if (!wire::write_all(fd, wire::FrameWriter(PGI_MSG_PIECE).str(PGI_F_TEXT, streamed).frame()).ok()) job->cancel();
+      streamed.clear();
+    }
+    if (done) break;
+    if (should_stop()) job->cancel();
   }
-  m->queued.fetch_sub(1);
-  if (!run.owns_lock()) {
-    if (timed_out) return timeout("the request ran past pg_infer.request_timeout while waiting for the model");
-    return Status::ok_status();  // the client left: nobody to answer
+  PGI_RETURN_IF_ERROR(job->error());
+  if (job->cancelled()) {
+    if (*timed_out) return timeout("the request ran past pg_infer.request_timeout");
+    return Status::ok_status();  // the client left
   }
   wire::FrameWriter w(PGI_MSG_OK);
   int64_t prompt_tokens = 0, generated_tokens = 0;
-  for (const std::vector<int32_t>& prompt : prompts) {
-    GenerateResult result;
-    PGI_RETURN_IF_ERROR(run_sequence(*m, prompt, o, &result));
-    if (result.finish == FinishReason::Cancelled) {
-      if (timed_out) return timeout("the request ran past pg_infer.request_timeout");
-      return Status::ok_status();  // the client left
-    }
-    if (stream == 0) w.str(PGI_F_TEXT, result.text);
-    prompt_tokens += (int64_t)prompt.size();
-    generated_tokens += (int64_t)result.ids.size();
+  for (const auto& seq : job->sequences) {
+    if (stream == 0) w.str(PGI_F_TEXT, seq->generation->result().text);
+    prompt_tokens += (int64_t)seq->prompt.size();
+    generated_tokens += (int64_t)seq->generation->result().ids.size();
   }
   w.i64(PGI_F_PROMPT_TOKENS, prompt_tokens).i64(PGI_F_GEN_TOKENS, generated_tokens);
   return reply_ok(fd, w);
 }
 
-Status Server::run_sequence(LoadedModel& m, const std::vector<int32_t>& prompt, const GenerateOptions& o,
-                            GenerateResult* result) {
-  // The KV cache of this sequence, from the engine's budget and the model's own.
-  const int64_t positions = (int64_t)prompt.size() + std::max<int64_t>(o.max_tokens, 1);
-  const int64_t kv_bytes = positions * m.kv_bytes_per_position();
-  if (kv_bytes_in_use_.fetch_add(kv_bytes) + kv_bytes > options_.kv_cache_bytes) {
-    const int64_t in_use = kv_bytes_in_use_.fetch_sub(kv_bytes) - kv_bytes;
-    return out_of_memory("the request needs " + mib(kv_bytes) + " of KV cache; " + mib(in_use) + " of the " +
-                         mib(options_.kv_cache_bytes) + " of pg_infer.kv_cache_size are in use");
+Server::KvReservation::KvReservation(Server& server, LoadedModel& model, int64_t positions)
+    : server_(server), model_(model), positions_(positions), bytes_(positions * model.kv_bytes_per_position()) {
+  if (server_.kv_bytes_in_use_.fetch_add(bytes_) + bytes_ > server_.options_.kv_cache_bytes) {
+    const int64_t in_use = server_.kv_bytes_in_use_.fetch_sub(bytes_) - bytes_;
+    status_ = out_of_memory("the request needs " + mib(bytes_) + " of KV cache; " + mib(in_use) + " of the " +
+                            mib(server_.options_.kv_cache_bytes) + " of pg_infer.kv_cache_size are in use");
+    return;
   }
-  if ((m.kv_positions.fetch_add(positions) + positions) * m.kv_bytes_per_position() > m.kv_cache_bytes &&
-      m.kv_cache_bytes > 0) {
-    m.kv_positions.fetch_sub(positions);
-    kv_bytes_in_use_.fetch_sub(kv_bytes);
-    return out_of_memory("the request needs " + mib(kv_bytes) + " of KV cache, beyond the " + mib(m.kv_cache_bytes) +
-                         " kv_cache_size of model \"" + m.name + "\"");
+  if ((model_.kv_positions.fetch_add(positions_) + positions_) * model_.kv_bytes_per_position() >
+          model_.kv_cache_bytes &&
+      model_.kv_cache_bytes > 0) {
+    model_.kv_positions.fetch_sub(positions_);
+    server_.kv_bytes_in_use_.fetch_sub(bytes_);
+    status_ = out_of_memory("the request needs " + mib(bytes_) + " of KV cache, beyond the " +
+                            mib(model_.kv_cache_bytes) + " kv_cache_size of model \"" + model_.name + "\"");
   }
-  m.active.fetch_add(1);
-  const Clock::time_point began = Clock::now();
-  std::unique_ptr<Session> session;
-  Status st = Session::create(*m.model, *m.backend, positions, &session);
-  if (st.ok() && o.max_tokens > 0) st = generate(*session, m.vocab.get(), prompt, o, result);
-  session.reset();
-  m.active.fetch_sub(1);
-  m.kv_positions.fetch_sub(positions);
-  kv_bytes_in_use_.fetch_sub(kv_bytes);
-  m.requests.fetch_add(1);
-  m.prompt_tokens.fetch_add((int64_t)prompt.size());
-  m.generated_tokens.fetch_add((int64_t)result->ids.size());
-  m.generating_us.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - began).count());
-  return st;
+}
+
+Server::KvReservation::~KvReservation() {
+  if (!status_.ok()) return;
+  model_.kv_positions.fetch_sub(positions_);
+  server_.kv_bytes_in_use_.fetch_sub(bytes_);
 }
 
 }  // namespace pginfer

@@ -2,11 +2,11 @@
 // per connection (load, unload, list, generate, chat, tokenize, detokenize, stats), speaking
 // engine/protocol.h. The socket setup and the process itself live in tools/pg_infer_engine.
 //
-// Until the scheduler of the serving core exists, a model runs one generation at a time; requests for it
-// wait in a queue of bounded length, and a request whose client has gone away or whose time is up stops
-// before its next token. Each running request holds a contiguous KV cache for its prompt and new tokens,
-// taken from a budget shared by all models (ServerOptions::kv_cache_bytes); a request that does not fit
-// fails with OutOfMemory. Statistics count that memory in blocks of kKvBlockPositions positions.
+// Each model's generations run in its batching loop (engine/batcher.h): one forward pass for every running
+// sequence; requests wait in a queue of bounded length, and a request whose client has gone away or whose
+// time is up stops before its next pass. Each sequence holds a contiguous KV cache for its prompt and new
+// tokens, taken from a budget shared by all models (ServerOptions::kv_cache_bytes) and from the model's own
+// (load option kv_cache_size); a request that does not fit fails with OutOfMemory. Statistics count that memory in blocks of kKvBlockPositions positions.
 //
 // For tests only: the environment variable PG_INFER_TEST_SLOW_LOAD=NAME:MS makes loads of the model
 // called NAME take MS milliseconds longer, so that the "still loading" state can be observed.
@@ -58,10 +58,22 @@ class Server {
   Status handle_tokenize(const wire::Fields& f, int fd);
   Status handle_detokenize(const wire::Fields& f, int fd);
   Status handle_stats(int fd);
-  // Runs one sequence of a generation request on model `m` (whose run lock the caller holds): reserves
-  // its KV cache, generates, updates the model's counters.
-  Status run_sequence(LoadedModel& m, const std::vector<int32_t>& prompt, const GenerateOptions& o,
-                      GenerateResult* result);
+  // The KV cache of a request's sequences, held against the engine's and the model's budgets for as
+  // long as it lives.
+  class KvReservation {
+   public:
+    KvReservation(Server& server, LoadedModel& model, int64_t positions);
+    ~KvReservation();
+    // OutOfMemory when a budget is exceeded (then nothing is held).
+    const Status& status() const { return status_; }
+
+   private:
+    Server& server_;
+    LoadedModel& model_;
+    int64_t positions_;
+    int64_t bytes_;
+    Status status_;
+  };
   // The ready model called `name`; NotFound or NotReady otherwise.
   Status find_model(const std::string& name, std::shared_ptr<LoadedModel>* out);
 

@@ -11,7 +11,7 @@ source "$here/cluster.sh"
 pg_test_begin regress "$build"
 # The models the suites load: a tiny Llama (Llama 2 vocabulary) and a tiny Phi-3-vocabulary one with a
 # chat template.
-pg_synth "$build" tiny F32 llama-spm tiny
+pg_synth "$build" tiny Q8_0 llama-spm tiny
 pg_synth "$build" tiny Q8_0 phi-3 tiny-chat
 
 regress=$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress

@@ -17,7 +17,7 @@ source "$here/cluster.sh"
 
 export PG_INFER_TEST_SLOW_LOAD=slow:3000  # loads of model "slow" take 3 s longer (server.h)
 pg_test_begin engine "$build"
-pg_synth "$build" tiny F32 llama-spm tiny
+pg_synth "$build" tiny Q8_0 llama-spm tiny
 
 failures=0
 check() {  # check NAME CONDITION-EXIT-STATUS
