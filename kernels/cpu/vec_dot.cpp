@@ -6,6 +6,7 @@
 // are exact whatever their order; blocks combine as fma(d_w * d_a, sums, acc) (K-quants: d = d_a * d_w,
 // and the dmin * mins * bsums term for Q4_K/Q5_K). Were an order to differ, results would still equal
 // GGML's up to the order of float additions.
+#include "kernels/common/round_activations.h"
 #include "kernels/cpu/vec_dot.h"
 
 #include <algorithm>
@@ -43,16 +44,7 @@ RowDotFn scalar_fn(TensorType type) {
 
 }  // namespace
 
-TensorType vec_dot_type(TensorType weight_type) {
-  switch (weight_type) {
-    case TensorType::Q4_0:
-    case TensorType::Q8_0: return TensorType::Q8_0;
-    case TensorType::Q4_K:
-    case TensorType::Q5_K:
-    case TensorType::Q6_K: return TensorType::Q8_K;
-    default: return weight_type;  // F32, F16, BF16 pair with themselves
-  }
-}
+TensorType vec_dot_type(TensorType weight_type) { return activation_type(weight_type); }
 
 void dot_rows(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows, const void* act,
               float* out) {

@@ -13,7 +13,7 @@ namespace {
 
 using testing::download;
 using testing::nmse;
-using testing::random_values;
+using testing::random_row;
 using testing::synthetic_model;
 using testing::upload;
 
@@ -71,7 +71,7 @@ TEST_F(CudaOps, EmbedIsBitIdentical) {
 TEST_F(CudaOps, RmsNorm) {
   Pair p = open("tiny", TensorType::F32);
   const int64_t dim = p.model->config().n_embd, n = 7;
-  std::vector<float> x = random_values(n * dim, 11, 3.0f), want(n * dim);
+  std::vector<float> x = random_row(n * dim, 11, 3.0f), want(n * dim);
   p.cpu->rms_norm(x.data(), *p.model->layers()[0].attn_norm, 1e-5f, n, dim, want.data());
   auto xb = upload(*p.gpu, x);
   std::unique_ptr<ActivationBuffer> out;
@@ -95,7 +95,7 @@ TEST_F(CudaOps, MatmulEveryTypeAndPath) {
         const GgufTensor* bias = w == L.wq ? L.bq : nullptr;
         const int64_t k = w->ne[0], rows = w->ne[1];
         for (int64_t n : {1, 5, 16}) {
-          std::vector<float> x = random_values(n * k, 100 + n), want(n * rows);
+          std::vector<float> x = random_row(n * k, 100 + n), want(n * rows);
           p.cpu->matmul(*w, bias, x.data(), n, want.data());
           auto xb = upload(*p.gpu, x);
           std::unique_ptr<ActivationBuffer> out;
@@ -126,7 +126,7 @@ TEST_F(CudaOps, RopeBothStylesAndFactors) {
     rp.freq_factors = p.model->rope_freqs();
     const int64_t n = 6;
     std::vector<int32_t> pos = {0, 1, 2, 100, 1000, 4000};
-    std::vector<float> x = random_values(n * c.q_dim(), 5), want = x;
+    std::vector<float> x = random_row(n * c.q_dim(), 5), want = x;
     p.cpu->rope(want.data(), pos.data(), n, c.n_head, c.head_dim, rp);
     auto xb = upload(*p.gpu, x);
     p.gpu->rope(xb->data(), pos.data(), n, c.n_head, c.head_dim, rp);
@@ -139,7 +139,7 @@ TEST_F(CudaOps, RopeBothStylesAndFactors) {
 TEST_F(CudaOps, SwigluAndAdd) {
   Pair p = open("tiny", TensorType::F32);
   const int64_t n = 3000;
-  std::vector<float> g = random_values(n, 1, 6.0f), u = random_values(n, 2), want(n), sum(n);
+  std::vector<float> g = random_row(n, 1, 6.0f), u = random_row(n, 2), want(n), sum(n);
   p.cpu->swiglu(g.data(), u.data(), n, want.data());
   p.cpu->add(g.data(), u.data(), n, sum.data());
   auto gb = upload(*p.gpu, g), ub = upload(*p.gpu, u);
@@ -173,9 +173,9 @@ TEST_F(CudaOps, AttentionPromptThenDecode) {
     for (int64_t n : {9, 1, 1, 20, 300, 1, 1, 3}) {
       std::vector<int32_t> pos(n);
       for (auto& v : pos) v = next++;
-      std::vector<float> q = random_values(n * c.q_dim(), 30 + next, 2.0f);
-      std::vector<float> k = random_values(n * c.kv_dim(), 40 + next, 2.0f);
-      std::vector<float> v = random_values(n * c.kv_dim(), 50 + next);
+      std::vector<float> q = random_row(n * c.q_dim(), 30 + next, 2.0f);
+      std::vector<float> k = random_row(n * c.kv_dim(), 40 + next, 2.0f);
+      std::vector<float> v = random_row(n * c.kv_dim(), 50 + next);
       std::vector<float> want(n * c.q_dim());
       p.cpu->attention(*kc, 1, q.data(), k.data(), v.data(), pos.data(), n, ap, want.data());
       auto qb = upload(*p.gpu, q), kb = upload(*p.gpu, k), vb = upload(*p.gpu, v);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/test_data.h"
 #include "engine/backend.h"
 #include "engine/cuda_backend.h"
 
@@ -61,14 +62,5 @@ inline double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
   return d / s;
 }
 
-// Deterministic values in [-scale, scale].
-inline std::vector<float> random_values(int64_t n, uint64_t seed, float scale = 1.0f) {
-  std::vector<float> v(n);
-  for (auto& x : v) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    x = scale * ((float)((seed >> 33) % 20001) / 10000.0f - 1.0f);
-  }
-  return v;
-}
 
 }  // namespace pginfer::testing
