@@ -20,7 +20,8 @@ Status Executor::create(const Model& model, Backend& backend, int64_t max_tokens
   PGI_RETURN_IF_ERROR(backend.alloc(B * c.q_dim(), &e->attn_));
   PGI_RETURN_IF_ERROR(backend.alloc(B * c.n_ff, &e->gate_));
   PGI_RETURN_IF_ERROR(backend.alloc(B * c.n_ff, &e->up_));
-  PGI_RETURN_IF_ERROR(backend.alloc(c.n_vocab, &e->logits_));
+  e->logit_rows_ = std::min(max_tokens, kLogitRows);
+  PGI_RETURN_IF_ERROR(backend.alloc(e->logit_rows_ * c.n_vocab, &e->logits_));
   *out = std::move(e);
   return Status::ok_status();
 }
@@ -95,20 +96,36 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     be.add(x, xn, n * c.n_embd, x);
   }
 
-  // Logits: every token's row goes through the one-token product, so that scoring and batched generation
-  // round exactly as single-token generation does.
+  // Logits of the rows the chunks ask for. Quantized output weights take the rows in groups through one
+  // product (the integer kernels round every token on its own, so a row's logits do not depend on its
+  // neighbours); float output weights would go through sgemm tiles that sum in another order, so their
+  // rows go one at a time, rounding exactly as single-token generation does.
+  struct LogitRow {
+    int64_t token;  // index among the pass's tokens
+    float* dst;     // where its n_vocab logits go
+  };
+  std::vector<LogitRow> rows;
   int64_t offset = 0;
   for (const SequenceChunk& ch : chunks) {
     const int64_t m = (int64_t)ch.ids.size();
     if (ch.logits != nullptr && m > 0) {
-      const int64_t first = ch.all_logits ? 0 : m - 1;
-      for (int64_t t = first; t < m; ++t) {
-        be.rms_norm(x + (offset + t) * c.n_embd, model_.output_norm(), c.norm_eps, 1, c.n_embd, xn);
-        be.matmul(model_.output(), nullptr, xn, 1, logits_->data());
-        be.read(logits_->data(), c.n_vocab, ch.logits + (t - first) * c.n_vocab);
+      for (int64_t t = ch.all_logits ? 0 : m - 1; t < m; ++t) {
+        rows.push_back({offset + t, ch.logits + (ch.all_logits ? t : 0) * c.n_vocab});
       }
     }
     offset += m;
+  }
+  const TensorType out_type = model_.output().type;
+  const bool float_output = out_type == TensorType::F32 || out_type == TensorType::F16 || out_type == TensorType::BF16;
+  const int64_t group = float_output ? 1 : logit_rows_;
+  for (size_t r0 = 0; r0 < rows.size(); r0 += (size_t)group) {
+    const int64_t g = std::min<int64_t>(group, (int64_t)(rows.size() - r0));
+    for (int64_t i = 0; i < g; ++i) {
+      be.rms_norm(x + rows[r0 + i].token * c.n_embd, model_.output_norm(), c.norm_eps, 1, c.n_embd,
+                  xn + i * c.n_embd);
+    }
+    be.matmul(model_.output(), nullptr, xn, g, logits_->data());
+    for (int64_t i = 0; i < g; ++i) be.read(logits_->data() + i * c.n_vocab, c.n_vocab, rows[r0 + i].dst);
   }
   return Status::ok_status();
 }

@@ -42,9 +42,13 @@ class Executor {
  private:
   Executor(const Model& model, Backend& backend) : model_(model), backend_(backend) {}
 
+  // Rows of logits computed by one product (quantized output weights; see forward()).
+  static constexpr int64_t kLogitRows = 64;
+
   const Model& model_;
   Backend& backend_;
   int64_t max_tokens_ = 0;
+  int64_t logit_rows_ = 0;  // rows logits_ holds
   std::unique_ptr<ActivationBuffer> x_, xn_, q_, k_, v_, attn_, gate_, up_, logits_;
   std::vector<int32_t> ids_, positions_;
 };
