@@ -15,6 +15,7 @@
 #include "engine/backend.h"
 #include "engine/batcher.h"
 #include "engine/chat_prompt.h"
+#include "engine/cuda_backend.h"
 #include "engine/generate.h"
 #include "engine/json.h"
 #include "engine/model.h"
@@ -140,6 +141,27 @@ std::string hint_for(const Status& st, uint8_t request) {
   }
 }
 
+// Opens the backend of a model being loaded: cuda, the GPU or an error; auto, the GPU when one is usable,
+// else the CPU; cpu, the CPU with the load option's threads (or the engine's).
+Status open_backend(const LoadOptions& opts, int default_threads, LoadedModel& entry) {
+  if (opts.device != "cpu") {
+    std::string why;
+    Status st = cuda_device_count(&why) > 0 ? make_cuda_backend({}, &entry.backend) : unsupported(why);
+    if (st.ok()) st = entry.backend->prepare(*entry.model);
+    if (st.ok()) {
+      entry.device = "cuda";
+      return st;
+    }
+    if (opts.device == "cuda") return Status(st.code(), "device \"cuda\" is not available: " + st.message());
+    entry.backend.reset();
+  }
+  CpuBackendOptions cpu;
+  cpu.threads = (int)(opts.threads > 0 ? opts.threads : default_threads);
+  entry.backend = make_cpu_backend(cpu);
+  entry.device = "cpu";
+  return entry.backend->prepare(*entry.model);
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
@@ -195,7 +217,6 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
   if (path.compare(0, dir.size() + 1, dir + "/") != 0) {
     return permission_denied("model file \"" + f.str(PGI_F_PATH) + "\" is outside the model folder \"" + dir + "\"");
   }
-  if (opts.device == "cuda") return unsupported("device \"cuda\" is not available: this engine has no CUDA backend");
   auto entry = std::make_shared<LoadedModel>();
   entry->name = name;
   entry->path = path;
@@ -220,12 +241,7 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
       test_slow_load(name);
       Status st = Model::load(path, &entry->model);
       if (st.ok()) st = Vocab::load(entry->model->file(), &entry->vocab);
-      if (st.ok()) {
-        CpuBackendOptions cpu;
-        cpu.threads = (int)(opts.threads > 0 ? opts.threads : options_.threads);
-        entry->backend = make_cpu_backend(cpu);
-        st = entry->backend->prepare(*entry->model);
-      }
+      if (st.ok()) st = open_backend(opts, options_.threads, *entry);
       if (st.ok()) {
         Batcher::Options b;
         b.max_queue = options_.max_queue;
