@@ -5,11 +5,11 @@
 
 namespace pginfer {
 
-bool BatchJob::wait_for(std::chrono::milliseconds timeout, std::string* streamed) {
+bool BatchJob::wait_for(std::chrono::milliseconds timeout, std::vector<std::string>* streamed) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto done = [&] { return !error_.ok() || finished_ == (int)sequences.size() || !pending_.empty(); };
   cv_.wait_for(lock, timeout, done);
-  streamed->append(pending_);
+  for (std::string& piece : pending_) streamed->push_back(std::move(piece));
   pending_.clear();
   return !error_.ok() || finished_ == (int)sequences.size();
 }
@@ -22,7 +22,7 @@ Status BatchJob::error() const {
 bool BatchJob::stream(std::string_view text) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending_.append(text);
+    pending_.emplace_back(text);
   }
   cv_.notify_all();
   return !cancelled_;

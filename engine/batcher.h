@@ -47,9 +47,10 @@ class BatchJob {
   // Asks the batcher to stop every sequence of the job at its next pass.
   void cancel() { cancelled_ = true; }
   bool cancelled() const { return cancelled_; }
-  // Waits up to `timeout` for the job to finish; moves text streamed meanwhile to *streamed. True when
-  // every sequence has finished (or the job failed: see error()).
-  bool wait_for(std::chrono::milliseconds timeout, std::string* streamed);
+  // Waits up to `timeout` for the job to finish; appends the pieces of text streamed meanwhile to
+  // *streamed, one element per piece as generated. True when every sequence has finished (or the job
+  // failed: see error()).
+  bool wait_for(std::chrono::milliseconds timeout, std::vector<std::string>* streamed);
   // Why the job failed, if it did.
   Status error() const;
   // For the batcher: text streamed by a sequence (false when the job is cancelled); a sequence done; the
@@ -61,7 +62,7 @@ class BatchJob {
  private:
   mutable std::mutex mutex_;
   std::condition_variable cv_;
-  std::string pending_;
+  std::vector<std::string> pending_;  // streamed pieces not yet taken
   int finished_ = 0;
   Status error_;
   std::atomic<bool> cancelled_{false};

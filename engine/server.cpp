@@ -435,13 +435,13 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
   }
   PGI_RETURN_IF_ERROR(m->batcher->submit(job));
   // Wait, streaming what comes, until the job is done, the client leaves or the time is up.
-  std::string streamed;
+  std::vector<std::string> streamed;
   for (;;) {
     const bool done = job->wait_for(std::chrono::milliseconds(20), &streamed);
-    if (!streamed.empty()) {
-      if (!wire::write_all(fd, wire::FrameWriter(PGI_MSG_PIECE).str(PGI_F_TEXT, streamed).frame()).ok()) job->cancel();
-      streamed.clear();
+    for (const std::string& piece : streamed) {
+      if (!wire::write_all(fd, wire::FrameWriter(PGI_MSG_PIECE).str(PGI_F_TEXT, piece).frame()).ok()) job->cancel();
     }
+    streamed.clear();
     if (done) break;
     if (should_stop()) job->cancel();
   }
