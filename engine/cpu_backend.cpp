@@ -173,8 +173,12 @@ class CpuBackend : public Backend {
       const int64_t n_kv = (int64_t)pos[t] + 1;
       std::vector<float>& scores = scratch_[thread].scores;
       if ((int64_t)scores.size() < n_kv) scores.resize(n_kv);
-      attend_head_f16(q + t * q_dim + h * p.head_dim, keys + kvh * p.head_dim, values + kvh * p.head_dim,
-                      kv_dim, n_kv, p.head_dim, p.scale, scores.data(), out + t * q_dim + h * p.head_dim);
+      KvRows key_rows, value_rows;
+      key_rows.base = keys + kvh * p.head_dim;
+      value_rows.base = values + kvh * p.head_dim;
+      key_rows.stride = value_rows.stride = kv_dim;
+      attend_head_f16(q + t * q_dim + h * p.head_dim, key_rows, value_rows, n_kv, p.head_dim, p.scale, scores.data(),
+                      out + t * q_dim + h * p.head_dim);
     });
   }
 

@@ -10,8 +10,8 @@
 
 namespace pginfer {
 
-void attend_head_f16_scalar(const float* q, const fp16_t* keys, const fp16_t* values, int64_t stride,
-                     int64_t n_kv, int64_t head_dim, float scale, float* scores, float* out) {
+void attend_head_f16_scalar(const float* q, const KvRows& keys, const KvRows& values, int64_t n_kv,
+                            int64_t head_dim, float scale, float* scores, float* out) {
   // The query as F16 values, widened once.
   float qh[1024];
   std::vector<float> q_heap;
@@ -24,7 +24,7 @@ void attend_head_f16_scalar(const float* q, const fp16_t* keys, const fp16_t* va
 
   float max_score = -INFINITY;
   for (int64_t j = 0; j < n_kv; ++j) {
-    const fp16_t* k = keys + j * stride;
+    const fp16_t* k = keys.row(j);
     float dot = 0.0f;
     for (int64_t d = 0; d < head_dim; ++d) dot += qr[d] * fp16_to_fp32(k[d]);
     const float s = dot * scale;
@@ -41,18 +41,18 @@ void attend_head_f16_scalar(const float* q, const fp16_t* keys, const fp16_t* va
   for (int64_t d = 0; d < head_dim; ++d) out[d] = 0.0f;
   for (int64_t j = 0; j < n_kv; ++j) {
     const float p = round_to_fp16(scores[j] * inv_sum);
-    const fp16_t* v = values + j * stride;
+    const fp16_t* v = values.row(j);
     for (int64_t d = 0; d < head_dim; ++d) out[d] += p * fp16_to_fp32(v[d]);
   }
 }
 
-void attend_head_f16(const float* q, const fp16_t* keys, const fp16_t* values, int64_t stride,
-                     int64_t n_kv, int64_t head_dim, float scale, float* scores, float* out) {
+void attend_head_f16(const float* q, const KvRows& keys, const KvRows& values, int64_t n_kv, int64_t head_dim,
+                     float scale, float* scores, float* out) {
   static const bool use_avx2 = simd_level() >= SimdLevel::Avx2;
   if (use_avx2) {
-    attend_head_f16_avx2(q, keys, values, stride, n_kv, head_dim, scale, scores, out);
+    attend_head_f16_avx2(q, keys, values, n_kv, head_dim, scale, scores, out);
   } else {
-    attend_head_f16_scalar(q, keys, values, stride, n_kv, head_dim, scale, scores, out);
+    attend_head_f16_scalar(q, keys, values, n_kv, head_dim, scale, scores, out);
   }
 }
 

@@ -16,10 +16,10 @@ namespace {
 
 }  // namespace
 
-void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* values, int64_t stride,
-                          int64_t n_kv, int64_t head_dim, float scale, float* scores, float* out) {
+void attend_head_f16_avx2(const float* q, const KvRows& keys, const KvRows& values, int64_t n_kv,
+                          int64_t head_dim, float scale, float* scores, float* out) {
   if (head_dim % 16 != 0 || head_dim > 512) {
-    attend_head_f16_scalar(q, keys, values, stride, n_kv, head_dim, scale, scores, out);
+    attend_head_f16_scalar(q, keys, values, n_kv, head_dim, scale, scores, out);
     return;
   }
   alignas(32) float qr[512];
@@ -28,7 +28,7 @@ void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* valu
   // per 16 dimensions, then the 16 lanes summed as a halving tree (hsum16_halves).
   float max_score = -INFINITY;
   for (int64_t j = 0; j < n_kv; ++j) {
-    const fp16_t* k = keys + j * stride;
+    const fp16_t* k = keys.row(j);
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     for (int64_t d = 0; d < head_dim; d += 16) {
       lo = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + d))), _mm256_load_ps(qr + d), lo);
@@ -68,7 +68,7 @@ void attend_head_f16_avx2(const float* q, const fp16_t* keys, const fp16_t* valu
   alignas(32) float lanes[kSlots][512];
   for (int64_t j = 0; j < n_kv; ++j) {
     const __m256 p = _mm256_set1_ps(round_to_fp16(scores[j] * inv_sum));
-    const fp16_t* v = values + j * stride;
+    const fp16_t* v = values.row(j);
     float* acc = lanes[j % kSlots];
     const bool first = j < kSlots;
     for (int64_t i = 0; i < n_vec; ++i) {

@@ -56,6 +56,42 @@ TEST(Ops, SwiGlu) {
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(out[i], g[i] / (1 + std::exp(-g[i])) * u[i], 1e-6);
 }
 
+// Rows read through a block table (a paged cache) give exactly what the same rows give contiguous.
+TEST(Ops, AttentionOverPagedRowsEqualsContiguous) {
+  const int64_t hd = 64, n_kv = 45, stride = 128, block = 8;
+  const int64_t n_blocks = (n_kv + block - 1) / block;
+  std::vector<fp16_t> k(n_kv * stride), v(n_kv * stride);
+  std::vector<float> q(hd);
+  uint64_t s = 7;
+  auto rnd = [&] { s = s * 6364136223846793005ull + 1; return (float)((s >> 40) % 2000) / 1000.0f - 1.0f; };
+  for (auto& x : k) x = fp32_to_fp16(rnd());
+  for (auto& x : v) x = fp32_to_fp16(rnd());
+  for (auto& x : q) x = rnd();
+  // The same rows in a pool of blocks in another order.
+  std::vector<int32_t> table(n_blocks);
+  for (int64_t b = 0; b < n_blocks; ++b) table[b] = (int32_t)((b * 5 + 3) % n_blocks);
+  std::vector<fp16_t> pk(n_blocks * block * stride), pv(n_blocks * block * stride);
+  for (int64_t j = 0; j < n_kv; ++j) {
+    const int64_t slot = table[j / block] * block + j % block;
+    std::copy(k.begin() + j * stride, k.begin() + (j + 1) * stride, pk.begin() + slot * stride);
+    std::copy(v.begin() + j * stride, v.begin() + (j + 1) * stride, pv.begin() + slot * stride);
+  }
+  KvRows ck, cv, bk, bv;
+  ck.base = k.data();
+  cv.base = v.data();
+  bk.base = pk.data();
+  bv.base = pv.data();
+  ck.stride = cv.stride = bk.stride = bv.stride = stride;
+  bk.blocks = bv.blocks = table.data();
+  bk.block_shift = bv.block_shift = 3;
+  std::vector<float> scores(n_kv), a(hd), b(hd);
+  for (auto fn : {attend_head_f16_scalar, attend_head_f16_avx2}) {
+    fn(q.data(), ck, cv, n_kv, hd, 0.125f, scores.data(), a.data());
+    fn(q.data(), bk, bv, n_kv, hd, 0.125f, scores.data(), b.data());
+    for (int64_t i = 0; i < hd; ++i) ASSERT_EQ(a[i], b[i]) << i;
+  }
+}
+
 TEST(Ops, AttentionSimdMatchesScalarAndSoftmax) {
   const int64_t hd = 64, n_kv = 37, stride = 128;
   std::vector<fp16_t> k(n_kv * stride), v(n_kv * stride);
@@ -66,8 +102,12 @@ TEST(Ops, AttentionSimdMatchesScalarAndSoftmax) {
   for (auto& x : v) x = fp32_to_fp16(rnd());
   for (auto& x : q) x = rnd();
   std::vector<float> scores(n_kv), a(hd), b(hd), ref(hd, 0.0f);
-  attend_head_f16_scalar(q.data(), k.data(), v.data(), stride, n_kv, hd, 0.125f, scores.data(), a.data());
-  attend_head_f16_avx2(q.data(), k.data(), v.data(), stride, n_kv, hd, 0.125f, scores.data(), b.data());
+  KvRows kr, vr;
+  kr.base = k.data();
+  vr.base = v.data();
+  kr.stride = vr.stride = stride;
+  attend_head_f16_scalar(q.data(), kr, vr, n_kv, hd, 0.125f, scores.data(), a.data());
+  attend_head_f16_avx2(q.data(), kr, vr, n_kv, hd, 0.125f, scores.data(), b.data());
   std::vector<double> p(n_kv);
   double mx = -1e9, sum = 0;
   for (int64_t j = 0; j < n_kv; ++j) {
