@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/arch.h"
 #include "engine/gguf.h"
@@ -34,6 +36,34 @@ class KvCache {
   virtual ~KvCache() = default;
   // Number of positions it can hold.
   virtual int64_t capacity() const = 0;
+};
+
+// The paged cache's memory: blocks of block_size() positions (a power of two) for every layer, in a
+// backend's memory, shared by many sequences. Which block holds what is decided by the caller (the block
+// pool of engine/block_pool.h); sequences use the pool through PagedKvCache views.
+class KvPool {
+ public:
+  virtual ~KvPool() = default;
+  // Number of blocks.
+  virtual int64_t n_blocks() const = 0;
+  // Positions per block.
+  virtual int64_t block_size() const = 0;
+};
+
+// One sequence's view of a KvPool: position p lives in block blocks[p / block_size] at offset
+// p % block_size. The caller keeps the table long enough for every position it evaluates.
+class PagedKvCache : public KvCache {
+ public:
+  // A view of `pool` (which must outlive it) with an empty block table.
+  explicit PagedKvCache(KvPool& pool) : pool_(pool) {}
+  int64_t capacity() const override { return (int64_t)blocks.size() * pool_.block_size(); }
+  // The pool.
+  KvPool& pool() { return pool_; }
+  // The block table (block ids of the pool, in position order).
+  std::vector<int32_t> blocks;
+
+ private:
+  KvPool& pool_;
 };
 
 // Rotary embedding parameters, GGML's semantics: for dimension pair i of the first n_rot dimensions,
@@ -68,6 +98,12 @@ class Backend {
   // Allocates a KV cache of `n_layer` layers x `capacity` positions x `kv_dim` values for keys and values.
   virtual Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim,
                                  std::unique_ptr<KvCache>* out) = 0;
+  // Allocates a paged KV pool of `n_blocks` blocks of `block_size` positions (a power of two) for `n_layer`
+  // layers of `kv_dim` values. Backends without paged attention say Unsupported.
+  virtual Status create_kv_pool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim,
+                                std::unique_ptr<KvPool>* out) {
+    return unsupported(std::string("the ") + name() + " backend has no paged KV cache yet");
+  }
 
   // out[t] = row ids[t] of `table` as floats (ids already checked to be in range).
   virtual void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) = 0;

@@ -66,6 +66,33 @@ class CpuKvCache : public KvCache {
   std::vector<std::vector<fp16_t>> values_;
 };
 
+// The paged cache's memory: per layer, keys and values as F16 [n_blocks * block_size][kv_dim].
+class CpuKvPool : public KvPool {
+ public:
+  CpuKvPool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim)
+      : n_blocks_(n_blocks), block_size_(block_size), kv_dim_(kv_dim), keys_(n_layer), values_(n_layer) {
+    while ((int64_t{1} << shift_) < block_size) ++shift_;
+    for (int64_t l = 0; l < n_layer; ++l) {
+      keys_[l].resize(n_blocks * block_size * kv_dim);
+      values_[l].resize(n_blocks * block_size * kv_dim);
+    }
+  }
+  int64_t n_blocks() const override { return n_blocks_; }
+  int64_t block_size() const override { return block_size_; }
+  int block_shift() const { return shift_; }
+  int64_t kv_dim() const { return kv_dim_; }
+  fp16_t* keys(int64_t layer) { return keys_[layer].data(); }
+  fp16_t* values(int64_t layer) { return values_[layer].data(); }
+
+ private:
+  int64_t n_blocks_;
+  int64_t block_size_;
+  int64_t kv_dim_;
+  int shift_ = 0;
+  std::vector<std::vector<fp16_t>> keys_;
+  std::vector<std::vector<fp16_t>> values_;
+};
+
 class CpuBackend : public Backend {
  public:
   explicit CpuBackend(int threads) : pool_(threads), scratch_(threads) {
@@ -101,6 +128,19 @@ class CpuBackend : public Backend {
       *out = std::make_unique<CpuKvCache>(n_layer, capacity, kv_dim);
     } catch (const std::bad_alloc&) {
       return out_of_memory("cannot allocate a KV cache of " + std::to_string(capacity) + " positions");
+    }
+    return Status::ok_status();
+  }
+
+  Status create_kv_pool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim,
+                        std::unique_ptr<KvPool>* out) override {
+    if (n_blocks <= 0 || block_size <= 0 || (block_size & (block_size - 1)) != 0) {
+      return invalid_argument("a KV pool needs blocks and a power-of-two block size");
+    }
+    try {
+      *out = std::make_unique<CpuKvPool>(n_layer, n_blocks, block_size, kv_dim);
+    } catch (const std::bad_alloc&) {
+      return out_of_memory("cannot allocate a KV pool of " + std::to_string(n_blocks) + " blocks");
     }
     return Status::ok_status();
   }
@@ -152,13 +192,33 @@ class CpuBackend : public Backend {
 
   void attention(KvCache& cache_base, int64_t layer, const float* q, const float* k, const float* v,
                  const int32_t* pos, int64_t n_tokens, const AttentionParams& p, float* out) override {
-    CpuKvCache& cache = static_cast<CpuKvCache&>(cache_base);
-    const int64_t kv_dim = cache.kv_dim();
-    fp16_t* keys = cache.keys(layer);
-    fp16_t* values = cache.values(layer);
+    // Where each position's row lies: slot = position in a contiguous cache, through the block table in a
+    // paged one.
+    fp16_t* keys;
+    fp16_t* values;
+    int64_t kv_dim;
+    const int32_t* blocks = nullptr;
+    int shift = 0;
+    if (auto* paged = dynamic_cast<PagedKvCache*>(&cache_base)) {
+      CpuKvPool& pool = static_cast<CpuKvPool&>(paged->pool());
+      keys = pool.keys(layer);
+      values = pool.values(layer);
+      kv_dim = pool.kv_dim();
+      blocks = paged->blocks.data();
+      shift = pool.block_shift();
+    } else {
+      CpuKvCache& cache = static_cast<CpuKvCache&>(cache_base);
+      keys = cache.keys(layer);
+      values = cache.values(layer);
+      kv_dim = cache.kv_dim();
+    }
+    auto slot = [&](int64_t position) {
+      return blocks == nullptr ? position
+                               : ((int64_t)blocks[position >> shift] << shift) | (position & ((1 << shift) - 1));
+    };
     for (int64_t t = 0; t < n_tokens; ++t) {
-      fp16_t* kd = keys + (int64_t)pos[t] * kv_dim;
-      fp16_t* vd = values + (int64_t)pos[t] * kv_dim;
+      fp16_t* kd = keys + slot(pos[t]) * kv_dim;
+      fp16_t* vd = values + slot(pos[t]) * kv_dim;
       for (int64_t i = 0; i < kv_dim; ++i) {
         kd[i] = fp32_to_fp16(k[t * kv_dim + i]);
         vd[i] = fp32_to_fp16(v[t * kv_dim + i]);
@@ -177,6 +237,8 @@ class CpuBackend : public Backend {
       key_rows.base = keys + kvh * p.head_dim;
       value_rows.base = values + kvh * p.head_dim;
       key_rows.stride = value_rows.stride = kv_dim;
+      key_rows.blocks = value_rows.blocks = blocks;
+      key_rows.block_shift = value_rows.block_shift = shift;
       attend_head_f16(q + t * q_dim + h * p.head_dim, key_rows, value_rows, n_kv, p.head_dim, p.scale, scores.data(),
                       out + t * q_dim + h * p.head_dim);
     });

@@ -277,6 +277,37 @@ TEST_P(ForwardByType, BatchedSequencesEqualSeparateOnes) {
   }
 }
 
+// A sequence whose cache is paged (blocks of 16 positions from a shared pool, in scattered order, the
+// prompt in chunks that end inside blocks) gives exactly the logits of a contiguous cache: only where the
+// keys and values are stored changes.
+TEST_P(ForwardByType, PagedCacheEqualsContiguous) {
+  Loaded l = load(testing::synthetic_model("tiny", GetParam()));
+  const ModelConfig& c = l.model->config();
+  const std::vector<int32_t> prompt = test_ids(37, c.n_vocab, 4);
+  std::unique_ptr<Session> contiguous;
+  ASSERT_TRUE(Session::create(*l.model, *l.backend, 64, &contiguous).ok());
+  std::unique_ptr<KvPool> pool;
+  ASSERT_TRUE(l.backend->create_kv_pool(c.n_layer, 8, 16, c.kv_dim(), &pool).ok());
+  PagedKvCache paged(*pool);
+  paged.blocks = {5, 2, 7};  // positions 0-15, 16-31, 32-47
+  std::unique_ptr<Executor> executor;
+  ASSERT_TRUE(Executor::create(*l.model, *l.backend, 64, &executor).ok());
+  std::vector<float> want, got(c.n_vocab);
+  int64_t done = 0;
+  for (int64_t chunk : {11, 9, 17}) {
+    const std::span<const int32_t> ids(prompt.data() + done, (size_t)chunk);
+    ASSERT_TRUE(contiguous->eval(ids, false, &want).ok());
+    SequenceChunk ch;
+    ch.kv = &paged;
+    ch.start = done;
+    ch.ids = ids;
+    ch.logits = got.data();
+    ASSERT_TRUE(executor->forward(std::span<const SequenceChunk>(&ch, 1)).ok());
+    for (int64_t i = 0; i < c.n_vocab; ++i) ASSERT_EQ(want[i], got[i]) << "after " << done + chunk << " tokens, logit " << i;
+    done += chunk;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, ForwardByType,
                          ::testing::Values(TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0,
                                            TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K),
