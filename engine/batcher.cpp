@@ -45,12 +45,22 @@ void BatchJob::fail(const Status& st) {
 }
 
 Status Batcher::create(const Model& model, Backend& backend, const Options& options, std::unique_ptr<Batcher>* out) {
-  if (options.max_running < 1 || options.max_tokens < options.max_running || options.max_queue < 1) {
-    return invalid_argument("batcher limits must allow one job and one token per running sequence");
+  if (options.max_running < 1 || options.max_tokens < options.max_running || options.max_queue < 1 ||
+      options.kv_blocks < 1 || options.kv_blocks > INT32_MAX) {
+    return invalid_argument("batcher limits must allow one job, one token per running sequence and a KV block");
   }
+  const ModelConfig& c = model.config();
   std::unique_ptr<Batcher> b(new Batcher(options));
+  PGI_RETURN_IF_ERROR(backend.create_kv_pool(c.n_layer, options.kv_blocks, options.block_size, c.kv_dim(), &b->kv_pool_));
+  PGI_RETURN_IF_ERROR(BlockPool::create((int32_t)options.kv_blocks, (int32_t)options.block_size, &b->blocks_));
+  b->kv_ = std::make_unique<KvCacheManager>(b->blocks_.get(), options.model_key);
+  SchedulerOptions so;
+  so.max_num_batched_tokens = (int32_t)options.max_tokens;
+  so.max_num_seqs = (int32_t)options.max_running;
+  PGI_RETURN_IF_ERROR(Scheduler::create(b->kv_.get(), so, &b->scheduler_));
   PGI_RETURN_IF_ERROR(Executor::create(model, backend, options.max_tokens, &b->executor_));
-  b->n_vocab_ = model.config().n_vocab;
+  b->n_vocab_ = c.n_vocab;
+  b->publish_stats();
   try {
     b->logits_.resize(options.max_running * b->n_vocab_);
     b->worker_ = std::thread([p = b.get()] { p->loop(); });
@@ -72,133 +82,152 @@ Batcher::~Batcher() {
 
 Status Batcher::submit(std::shared_ptr<BatchJob> job) {
   if (job->sequences.empty()) return invalid_argument("a job without sequences");
+  // A sequence longer than the whole pool can never run.
+  const int64_t pool_positions = options_.kv_blocks * options_.block_size;
+  for (const auto& seq : job->sequences) {
+    const int64_t needed = (int64_t)seq->prompt.size() + seq->max_tokens;
+    if (needed > pool_positions) {
+      return out_of_memory("the request needs " + std::to_string(needed) + " positions of KV cache; the model's pool holds " +
+                           std::to_string(pool_positions));
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stats_.queued.load() >= options_.max_queue) {
       return busy("the queue is full (" + std::to_string(options_.max_queue) + " requests)");
     }
-    stats_.queued.fetch_add(1);
-    for (size_t i = 0; i < job->sequences.size(); ++i) waiting_.push_back({job, job->sequences[i].get(), i == 0});
+    for (const auto& seq : job->sequences) arrivals_.push_back({job, seq.get()});
+    stats_.queued.fetch_add((int64_t)job->sequences.size());
   }
   cv_.notify_all();
   return Status::ok_status();
 }
 
-void Batcher::finish(Running& r) {
-  BatchSequence& s = *r.sequence;
+void Batcher::publish_stats() {
+  stats_.blocks_free.store(blocks_->num_free());
+  stats_.blocks_used.store(blocks_->num_used());
+  stats_.prefix_prompt_tokens.store(kv_->stats().prompt_tokens);
+  stats_.prefix_hit_tokens.store(kv_->stats().hit_tokens);
+  stats_.preemptions.store(scheduler_->stats().preemptions);
+  stats_.running.store(scheduler_->num_running());
+  stats_.queued.store(scheduler_->num_waiting() + (int64_t)arrivals_.size());
+}
+
+void Batcher::finished(RequestId id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  BatchSequence& s = *it->second.sequence;
   stats_.requests.fetch_add(1);
   stats_.prompt_tokens.fetch_add((int64_t)s.prompt.size());
   stats_.generated_tokens.fetch_add((int64_t)s.generation->result().ids.size());
-  s.session.reset();  // the cache goes now, not when the job's thread wakes up
-  r.job->sequence_done();
+  std::shared_ptr<BatchJob> job = it->second.job;
+  live_.erase(it);
+  job->sequence_done();
 }
 
 void Batcher::loop() {
-  std::vector<Running> running;
   for (;;) {
+    std::deque<std::pair<std::shared_ptr<BatchJob>, BatchSequence*>> arrived;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !running.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || !arrivals_.empty() || !scheduler_->idle(); });
       if (stopping_) {
-        for (Running& r : running) r.job->fail(internal_error("the model was unloaded"));
-        for (Running& r : waiting_) r.job->fail(internal_error("the model was unloaded"));
+        for (auto& [id, l] : live_) l.job->fail(internal_error("the model was unloaded"));
+        for (auto& [job, seq] : arrivals_) job->fail(internal_error("the model was unloaded"));
         return;
       }
-      // New sequences join, first come first served.
-      while (!waiting_.empty() && (int64_t)running.size() < options_.max_running) {
-        Running r = waiting_.front();
-        waiting_.pop_front();
-        if (r.first_of_job) stats_.queued.fetch_sub(1);
-        running.push_back(r);
+      arrived.swap(arrivals_);
+    }
+    // New sequences go to the scheduler, which admits them as room allows.
+    for (auto& [job, seq] : arrived) {
+      SchedRequestSpec spec;
+      spec.id = next_id_++;
+      spec.session_id = (uint64_t)(uintptr_t)job.get();
+      spec.prompt = seq->prompt;
+      spec.max_new_tokens = (int32_t)std::max<int64_t>(1, seq->max_tokens);
+      spec.prefix_caching = seq->prefix_caching;
+      const Status st = scheduler_->add_request(std::move(spec));
+      if (!st.ok()) {
+        job->fail(st);
+        continue;
       }
+      Live l;
+      l.job = job;
+      l.sequence = seq;
+      l.view = std::make_unique<PagedKvCache>(*kv_pool_);
+      live_.emplace(next_id_ - 1, std::move(l));
     }
-    // Cancelled jobs stop before this pass.
-    for (Running& r : running) {
-      if (!r.job->cancelled() && r.job->should_stop && r.job->should_stop()) r.job->cancel();
+    // Cancelled jobs leave before the step.
+    std::vector<RequestId> cancelled;
+    for (auto& [id, l] : live_) {
+      if (!l.job->cancelled() && l.job->should_stop && l.job->should_stop()) l.job->cancel();
+      if (l.job->cancelled()) cancelled.push_back(id);
     }
-    for (size_t i = 0; i < running.size();) {
-      if (running[i].job->cancelled()) {
-        running[i].sequence->generation->cancel();
-        finish(running[i]);
-        running.erase(running.begin() + (long)i);
-      } else {
-        ++i;
-      }
+    for (RequestId id : cancelled) {
+      scheduler_->abort_request(id);
+      live_.at(id).sequence->generation->cancel();
+      finished(id);
     }
-    stats_.running.store((int64_t)running.size());
-    if (running.empty()) continue;
-    const auto t0 = std::chrono::steady_clock::now();
-    const bool ok = pass(running);
-    stats_.busy_us.fetch_add(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
-    if (!ok) running.clear();
-    // Finished sequences leave.
-    for (size_t i = 0; i < running.size();) {
-      if (!running[i].sequence->generation->wants_more()) {
-        finish(running[i]);
-        running.erase(running.begin() + (long)i);
-      } else {
-        ++i;
-      }
+    if (!scheduler_->idle()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      step();
+      stats_.busy_us.fetch_add(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
     }
-    stats_.running.store((int64_t)running.size());
+    std::lock_guard<std::mutex> lock(mutex_);
+    publish_stats();
   }
 }
 
-bool Batcher::pass(std::vector<Running>& running) {
-  // Decode tokens first (one per generating sequence), then prompt chunks in arrival order within the
-  // remaining budget.
-  std::vector<SequenceChunk> chunks;
-  std::vector<size_t> owner;  // index into `running` of each chunk
-  std::vector<int32_t> decode_ids(running.size());
-  int64_t budget = options_.max_tokens;
-  for (size_t i = 0; i < running.size(); ++i) {
-    BatchSequence& s = *running[i].sequence;
-    if (s.session->n_past() < (int64_t)s.prompt.size()) continue;
-    decode_ids[i] = s.generation->next();
-    SequenceChunk ch;
-    ch.kv = &s.session->kv();
-    ch.start = s.session->n_past();
-    ch.ids = std::span<const int32_t>(&decode_ids[i], 1);
-    chunks.push_back(ch);
-    owner.push_back(i);
-    --budget;
-  }
-  for (size_t i = 0; i < running.size() && budget > 0; ++i) {
-    BatchSequence& s = *running[i].sequence;
-    const int64_t done = s.session->n_past();
-    const int64_t left = (int64_t)s.prompt.size() - done;
-    if (left <= 0) continue;
-    const int64_t take = std::min(left, budget);
-    SequenceChunk ch;
-    ch.kv = &s.session->kv();
-    ch.start = done;
-    ch.ids = std::span<const int32_t>(s.prompt.data() + done, (size_t)take);
-    chunks.push_back(ch);
-    owner.push_back(i);
-    budget -= take;
-  }
-  // Logits for every chunk that ends a prompt or decodes.
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    const BatchSequence& s = *running[owner[c]].sequence;
-    const bool ends_prompt = chunks[c].start + (int64_t)chunks[c].ids.size() >= (int64_t)s.prompt.size();
-    chunks[c].logits = ends_prompt ? logits_.data() + (int64_t)c * n_vocab_ : nullptr;
-  }
-  const Status st = executor_->forward(chunks);
-  if (!st.ok()) {
-    for (Running& r : running) {
-      r.sequence->generation->cancel();
-      r.sequence->session.reset();
-      r.job->fail(st);
+bool Batcher::step() {
+  StepPlan plan;
+  Status st = scheduler_->step(&plan);
+  if (!st.ok() || plan.chunks.empty()) {
+    if (!st.ok()) {  // a bookkeeping bug: fail everything rather than loop
+      for (auto& [id, l] : live_) l.job->fail(st);
     }
     return false;
   }
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    BatchSequence& s = *running[owner[c]].sequence;
-    s.session->advance((int64_t)chunks[c].ids.size());
-    if (chunks[c].logits != nullptr) {
-      s.generation->step(std::span<const float>(chunks[c].logits, (size_t)n_vocab_));
+  std::vector<SequenceChunk> chunks(plan.chunks.size());
+  for (size_t c = 0; c < plan.chunks.size(); ++c) {
+    const ScheduledChunk& sc = plan.chunks[c];
+    Live& l = live_.at(sc.id);
+    l.view->blocks = sc.block_table;
+    chunks[c].kv = l.view.get();
+    chunks[c].start = sc.start_pos;
+    chunks[c].ids = sc.tokens;
+    chunks[c].logits = sc.sample ? logits_.data() + (int64_t)c * n_vocab_ : nullptr;
+  }
+  st = executor_->forward(chunks);
+  StepResult result;
+  if (!st.ok()) {
+    scheduler_->fail_step(plan, &result);
+    for (const ScheduledChunk& sc : plan.chunks) {
+      live_.at(sc.id).job->fail(st);
+      live_.at(sc.id).sequence->generation->cancel();
     }
+    for (const FinishedRequest& f : result.finished) finished(f.id);
+    return true;
+  }
+  // Sample where the chunk reached the last known token; the generation decides whether to go on.
+  std::vector<StepOutput> outputs;
+  for (size_t c = 0; c < plan.chunks.size(); ++c) {
+    const ScheduledChunk& sc = plan.chunks[c];
+    if (!sc.sample) continue;
+    Generation& g = *live_.at(sc.id).sequence->generation;
+    g.step(std::span<const float>(chunks[c].logits, (size_t)n_vocab_));
+    StepOutput o;
+    o.id = sc.id;
+    o.token = g.last_sampled();
+    o.finish = !g.wants_more();
+    outputs.push_back(o);
+  }
+  st = scheduler_->update_from_output(plan, outputs, &result);
+  for (const FinishedRequest& f : result.finished) {
+    Live& l = live_.at(f.id);
+    if (l.sequence->generation->wants_more()) l.sequence->generation->cancel();  // ended by the scheduler
+    if (f.reason == FinishCause::Failed) l.job->fail(internal_error("a step of the batching loop failed"));
+    finished(f.id);
   }
   return true;
 }

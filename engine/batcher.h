@@ -1,9 +1,10 @@
-// engine/batcher.h: continuous batching for one model. A worker thread runs forward passes over every
-// running sequence together: each pass carries one decode token per generating sequence and chunks of
-// new prompts within a token budget, so long prompts never stall the others; new requests join at the
-// next pass. Requests wait in a bounded queue, sequences run up to a maximum number at once, and each
-// sequence keeps its own KV cache (a Session) until it finishes. The paged cache and the prefix cache of
-// the serving core will replace those per-sequence caches.
+// engine/batcher.h: the serving loop of one model. A worker thread drives the scheduler (engine/scheduler.h)
+// over a paged KV cache: a pool of blocks in the backend's memory (Backend::create_kv_pool), handed out by
+// the block pool and the KV cache manager, which also keep full blocks as a prefix cache shared by every
+// request. Each step is one forward pass over every running sequence (decode tokens and prompt chunks
+// within a token budget); new requests join at the next step; when the pool is full the newest sequence
+// is preempted and recomputed later. The Generation of each sequence samples from its logits and turns
+// tokens into text.
 #pragma once
 
 #include <atomic>
@@ -16,22 +17,27 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/block_pool.h"
 #include "engine/executor.h"
 #include "engine/generate.h"
+#include "engine/kv_cache_manager.h"
 #include "engine/model.h"
+#include "engine/scheduler.h"
 #include "engine/session.h"
 #include "engine/status.h"
 #include "engine/vocab.h"
 
 namespace pginfer {
 
-// One sequence of a request: its prompt, its cache and its generation.
+// One sequence of a request: its prompt and its generation (the batcher owns its cache).
 struct BatchSequence {
   std::vector<int32_t> prompt;
-  std::unique_ptr<Session> session;        // KV cache and position, sized for prompt + max tokens
+  int64_t max_tokens = 1;                  // new tokens at most (as the generation's options say)
+  bool prefix_caching = true;              // false: neither uses nor fills the prefix cache
   std::unique_ptr<Generation> generation;  // sampling state and text
 };
 
@@ -68,14 +74,19 @@ class BatchJob {
   std::atomic<bool> cancelled_{false};
 };
 
-// Counters a batcher keeps (read by the engine's statistics).
+// Counters a batcher keeps (read by the engine's statistics from other threads).
 struct BatcherStats {
   std::atomic<int64_t> requests{0};          // sequences finished
   std::atomic<int64_t> prompt_tokens{0};
   std::atomic<int64_t> generated_tokens{0};
   std::atomic<int64_t> busy_us{0};           // time spent in passes
-  std::atomic<int64_t> queued{0};            // jobs waiting to start
+  std::atomic<int64_t> queued{0};            // sequences waiting to start (or preempted)
   std::atomic<int64_t> running{0};           // sequences in passes
+  std::atomic<int64_t> blocks_used{0};       // KV blocks held by sequences
+  std::atomic<int64_t> blocks_free{0};       // KV blocks free (cached prefixes among them)
+  std::atomic<int64_t> prefix_prompt_tokens{0};  // tokens admitted sequences needed K/V for
+  std::atomic<int64_t> prefix_hit_tokens{0};     // of those, tokens the prefix cache supplied
+  std::atomic<int64_t> preemptions{0};
 };
 
 // The batching loop of one model.
@@ -86,6 +97,9 @@ class Batcher {
     int64_t max_running = 64;     // sequences in one pass at most
     int64_t max_tokens = 512;     // tokens in one pass at most (decode tokens first, then prompt chunks)
     int64_t max_queue = 64;       // jobs waiting at most
+    int64_t kv_blocks = 1024;     // blocks of the KV pool
+    int64_t block_size = 16;      // positions per block (a power of two)
+    uint64_t model_key = 0;       // distinguishes this model's blocks in prefix hashes
   };
   // A loop for `model` on `backend`; both must outlive it.
   static Status create(const Model& model, Backend& backend, const Options& options, std::unique_ptr<Batcher>* out);
@@ -98,28 +112,36 @@ class Batcher {
   const BatcherStats& stats() const { return stats_; }
 
  private:
-  // A sequence of a job, waiting or running.
-  struct Running {
+  // A sequence in the scheduler, and its job.
+  struct Live {
     std::shared_ptr<BatchJob> job;
     BatchSequence* sequence;
-    bool first_of_job;  // admitting it takes the job out of the queue count
+    std::unique_ptr<PagedKvCache> view;  // its block table over the pool
   };
 
   Batcher(const Options& options) : options_(options) {}
   void loop();
-  // Runs one pass over `running`; returns false on a backend failure (the jobs have been failed).
-  bool pass(std::vector<Running>& running);
-  // Ends a sequence: frees its cache, counts it, tells its job.
-  void finish(Running& r);
+  // Runs one scheduler step; false when nothing could be scheduled.
+  bool step();
+  // A sequence that ended: counts it, tells its job.
+  void finished(RequestId id);
+  // Publishes pool and prefix-cache counters.
+  void publish_stats();
 
   Options options_;
+  std::unique_ptr<KvPool> kv_pool_;
+  std::unique_ptr<BlockPool> blocks_;
+  std::unique_ptr<KvCacheManager> kv_;
+  std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Executor> executor_;
   int64_t n_vocab_ = 0;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<Running> waiting_;  // sequences not started, in arrival order
+  std::deque<std::pair<std::shared_ptr<BatchJob>, BatchSequence*>> arrivals_;  // not yet given to the scheduler
   bool stopping_ = false;
   BatcherStats stats_;
+  std::unordered_map<RequestId, Live> live_;  // the worker's: sequences in the scheduler
+  RequestId next_id_ = 1;
   std::vector<float> logits_;
   std::thread worker_;
 };

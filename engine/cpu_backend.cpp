@@ -72,25 +72,27 @@ class CpuKvPool : public KvPool {
   CpuKvPool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim)
       : n_blocks_(n_blocks), block_size_(block_size), kv_dim_(kv_dim), keys_(n_layer), values_(n_layer) {
     while ((int64_t{1} << shift_) < block_size) ++shift_;
+    // Left uninitialised: a block's rows are written before they are read, and untouched pages of a large
+    // pool cost no memory until the cache grows into them.
     for (int64_t l = 0; l < n_layer; ++l) {
-      keys_[l].resize(n_blocks * block_size * kv_dim);
-      values_[l].resize(n_blocks * block_size * kv_dim);
+      keys_[l].reset(new fp16_t[n_blocks * block_size * kv_dim]);
+      values_[l].reset(new fp16_t[n_blocks * block_size * kv_dim]);
     }
   }
   int64_t n_blocks() const override { return n_blocks_; }
   int64_t block_size() const override { return block_size_; }
   int block_shift() const { return shift_; }
   int64_t kv_dim() const { return kv_dim_; }
-  fp16_t* keys(int64_t layer) { return keys_[layer].data(); }
-  fp16_t* values(int64_t layer) { return values_[layer].data(); }
+  fp16_t* keys(int64_t layer) { return keys_[layer].get(); }
+  fp16_t* values(int64_t layer) { return values_[layer].get(); }
 
  private:
   int64_t n_blocks_;
   int64_t block_size_;
   int64_t kv_dim_;
   int shift_ = 0;
-  std::vector<std::vector<fp16_t>> keys_;
-  std::vector<std::vector<fp16_t>> values_;
+  std::vector<std::unique_ptr<fp16_t[]>> keys_;
+  std::vector<std::unique_ptr<fp16_t[]>> values_;
 };
 
 class CpuBackend : public Backend {

@@ -59,6 +59,7 @@ void Generation::cancel() {
 void Generation::step(std::span<const float> logits) {
   if (finished_) return;
   const int32_t id = sampler_.sample(logits);
+  last_sampled_ = id;
   if (vocab_ != nullptr && options_.stop_at_eog && vocab_->is_eog(id)) {
     finish(FinishReason::EndOfGeneration);
     return;

@@ -58,6 +58,8 @@ class Generation {
   void step(std::span<const float> logits);
   // The token to evaluate next, while wants_more().
   int32_t next() const { return result_.ids.back(); }
+  // The token the last step() sampled (an end-of-generation token included), or -1 before any.
+  int32_t last_sampled() const { return last_sampled_; }
   // Ends the generation early as cancelled.
   void cancel();
   // What it produced so far (complete once !wants_more()).
@@ -76,6 +78,7 @@ class Generation {
   StopMatcher stops_;
   std::unique_ptr<Detokenizer> detok_;
   GenerateResult result_;
+  int32_t last_sampled_ = -1;
   bool finished_ = false;
 };
 

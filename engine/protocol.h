@@ -84,7 +84,9 @@ typedef enum PgiField {
     PGI_F_QUEUED = 33,        /* int64 */
     PGI_F_ACTIVE = 34,        /* int64 */
     PGI_F_KV_USED = 35,       /* int64 */
-    PGI_F_KV_FREE = 36        /* int64 */
+    PGI_F_KV_FREE = 36,       /* int64 */
+    PGI_F_PREFIX_PROMPT = 37, /* int64: prompt tokens that needed K/V */
+    PGI_F_PREFIX_HITS = 38    /* int64: of those, tokens the prefix cache supplied */
 } PgiField;
 
 /* Error codes of ERROR replies; the extension maps them to SQLSTATEs. */

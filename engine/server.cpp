@@ -37,8 +37,6 @@ struct LoadedModel {
   int64_t n_ctx = 0;                  // context of one request
   std::string device = "cpu";
   std::unique_ptr<Batcher> batcher;      // runs every generation of the model (declared last-destroyed-first)
-  std::atomic<int64_t> kv_positions{0};   // KV positions held by running requests
-  int64_t kv_cache_bytes = 0;             // this model's own KV budget (0: none beyond the engine's)
   // Bytes of KV cache per position (keys and values, F16, every layer).
   int64_t kv_bytes_per_position() const {
     const ModelConfig& c = model->config();
@@ -243,8 +241,12 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
       if (st.ok()) st = Vocab::load(entry->model->file(), &entry->vocab);
       if (st.ok()) st = open_backend(opts, options_.threads, *entry);
       if (st.ok()) {
+        // The model's KV pool: its kv_cache_size option, else the engine's.
+        const int64_t budget = opts.kv_cache_mb > 0 ? opts.kv_cache_mb << 20 : options_.kv_cache_bytes;
         Batcher::Options b;
         b.max_queue = options_.max_queue;
+        b.kv_blocks = std::max<int64_t>(1, budget / (b.block_size * entry->kv_bytes_per_position()));
+        b.model_key = std::hash<std::string>{}(path);
         st = Batcher::create(*entry->model, *entry->backend, b, &entry->batcher);
       }
       const int64_t trained = st.ok() ? entry->model->config().n_ctx_train : 0;
@@ -258,7 +260,6 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
         return st;
       }
       entry->n_ctx = opts.context_length > 0 ? opts.context_length : std::min<int64_t>(trained, 4096);
-      entry->kv_cache_bytes = opts.kv_cache_mb << 20;
       entry->ready = true;
     }
   }
@@ -313,14 +314,10 @@ Status Server::handle_stats(int fd) {
           .f64(PGI_F_TOKENS_PER_S, seconds > 0 ? b.generated_tokens / seconds : 0.0)
           .i64(PGI_F_QUEUED, b.queued)
           .i64(PGI_F_ACTIVE, b.running);
-      const int64_t block_bytes = m->kv_bytes_per_position() * kKvBlockPositions;
-      int64_t free_bytes = std::max<int64_t>(0, options_.kv_cache_bytes - kv_bytes_in_use_.load());
-      if (m->kv_cache_bytes > 0) {
-        free_bytes = std::min(free_bytes, std::max<int64_t>(0, m->kv_cache_bytes -
-                                                                   m->kv_positions.load() * m->kv_bytes_per_position()));
-      }
-      row.i64(PGI_F_KV_USED, (m->kv_positions.load() + kKvBlockPositions - 1) / kKvBlockPositions)
-          .i64(PGI_F_KV_FREE, free_bytes / block_bytes);
+      row.i64(PGI_F_KV_USED, b.blocks_used)
+          .i64(PGI_F_KV_FREE, b.blocks_free)
+          .i64(PGI_F_PREFIX_PROMPT, b.prefix_prompt_tokens)
+          .i64(PGI_F_PREFIX_HITS, b.prefix_hit_tokens);
     }
     w.row(row);
   }
@@ -417,19 +414,15 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
     for (size_t i = 0; i < prompts.size() && stream == 0; ++i) w.str(PGI_F_TEXT, "");
     return reply_ok(fd, w);
   }
-  // The job: one sequence per prompt, each with its KV cache from the budgets.
+  // The job: one sequence per prompt; the model's batcher gives each its KV blocks.
   auto job = std::make_shared<BatchJob>();
   job->should_stop = should_stop;
-  int64_t positions = 0;
-  for (const std::vector<int32_t>& prompt : prompts) positions += (int64_t)prompt.size() + o.max_tokens;
-  KvReservation kv(*this, *m, positions);
-  PGI_RETURN_IF_ERROR(kv.status());
   for (std::vector<int32_t>& prompt : prompts) {
     auto seq = std::make_unique<BatchSequence>();
     GenerateOptions so = o;
     if (stream != 0) so.on_text = [job_ptr = job.get()](std::string_view piece) { return job_ptr->stream(piece); };
-    PGI_RETURN_IF_ERROR(Session::create(*m->model, *m->backend, (int64_t)prompt.size() + o.max_tokens, &seq->session));
     PGI_RETURN_IF_ERROR(Generation::create(m->vocab.get(), prompt, so, &seq->generation));
+    seq->max_tokens = o.max_tokens;
     seq->prompt = std::move(prompt);
     job->sequences.push_back(std::move(seq));
   }
@@ -459,30 +452,6 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
   }
   w.i64(PGI_F_PROMPT_TOKENS, prompt_tokens).i64(PGI_F_GEN_TOKENS, generated_tokens);
   return reply_ok(fd, w);
-}
-
-Server::KvReservation::KvReservation(Server& server, LoadedModel& model, int64_t positions)
-    : server_(server), model_(model), positions_(positions), bytes_(positions * model.kv_bytes_per_position()) {
-  if (server_.kv_bytes_in_use_.fetch_add(bytes_) + bytes_ > server_.options_.kv_cache_bytes) {
-    const int64_t in_use = server_.kv_bytes_in_use_.fetch_sub(bytes_) - bytes_;
-    status_ = out_of_memory("the request needs " + mib(bytes_) + " of KV cache; " + mib(in_use) + " of the " +
-                            mib(server_.options_.kv_cache_bytes) + " of pg_infer.kv_cache_size are in use");
-    return;
-  }
-  if ((model_.kv_positions.fetch_add(positions_) + positions_) * model_.kv_bytes_per_position() >
-          model_.kv_cache_bytes &&
-      model_.kv_cache_bytes > 0) {
-    model_.kv_positions.fetch_sub(positions_);
-    server_.kv_bytes_in_use_.fetch_sub(bytes_);
-    status_ = out_of_memory("the request needs " + mib(bytes_) + " of KV cache, beyond the " +
-                            mib(model_.kv_cache_bytes) + " kv_cache_size of model \"" + model_.name + "\"");
-  }
-}
-
-Server::KvReservation::~KvReservation() {
-  if (!status_.ok()) return;
-  model_.kv_positions.fetch_sub(positions_);
-  server_.kv_bytes_in_use_.fetch_sub(bytes_);
 }
 
 }  // namespace pginfer

@@ -3,10 +3,11 @@
 // engine/protocol.h. The socket setup and the process itself live in tools/pg_infer_engine.
 //
 // Each model's generations run in its batching loop (engine/batcher.h): one forward pass for every running
-// sequence; requests wait in a queue of bounded length, and a request whose client has gone away or whose
-// time is up stops before its next pass. Each sequence holds a contiguous KV cache for its prompt and new
-// tokens, taken from a budget shared by all models (ServerOptions::kv_cache_bytes) and from the model's own
-// (load option kv_cache_size); a request that does not fit fails with OutOfMemory. Statistics count that memory in blocks of kKvBlockPositions positions.
+// sequence over a paged KV pool with a prefix cache shared by all requests; requests wait in a queue of
+// bounded length, and a request whose client has gone away or whose time is up stops before its next
+// pass. A model's pool holds its load option kv_cache_size (else ServerOptions::kv_cache_bytes); a request
+// longer than the whole pool fails with OutOfMemory, and when the pool is full the newest sequence waits
+// and is recomputed. Statistics count that memory in blocks of kKvBlockPositions positions.
 //
 // For tests only: the environment variable PG_INFER_TEST_SLOW_LOAD=NAME:MS makes loads of the model
 // called NAME take MS milliseconds longer, so that the "still loading" state can be observed.
@@ -32,11 +33,8 @@ struct ServerOptions {
   int threads = 0;                // CPU threads per model when the load options do not say (0: all cores)
   int64_t max_queue = 64;         // requests waiting for one model at most
   double request_timeout_s = 0;   // a request running longer fails (0: no limit)
-  int64_t kv_cache_bytes = 1ll << 30;  // KV cache of all running requests together at most
+  int64_t kv_cache_bytes = 1ll << 30;  // KV pool of a model whose load options do not size it
 };
-
-// Positions per KV block in the statistics (the unit of the paged cache to come).
-constexpr int64_t kKvBlockPositions = 16;
 
 struct LoadedModel;  // a model in the registry (server.cpp)
 
@@ -58,27 +56,10 @@ class Server {
   Status handle_tokenize(const wire::Fields& f, int fd);
   Status handle_detokenize(const wire::Fields& f, int fd);
   Status handle_stats(int fd);
-  // The KV cache of a request's sequences, held against the engine's and the model's budgets for as
-  // long as it lives.
-  class KvReservation {
-   public:
-    KvReservation(Server& server, LoadedModel& model, int64_t positions);
-    ~KvReservation();
-    // OutOfMemory when a budget is exceeded (then nothing is held).
-    const Status& status() const { return status_; }
-
-   private:
-    Server& server_;
-    LoadedModel& model_;
-    int64_t positions_;
-    int64_t bytes_;
-    Status status_;
-  };
   // The ready model called `name`; NotFound or NotReady otherwise.
   Status find_model(const std::string& name, std::shared_ptr<LoadedModel>* out);
 
   ServerOptions options_;
-  std::atomic<int64_t> kv_bytes_in_use_{0};  // KV caches of running requests
   std::mutex registry_mutex_;
   std::map<std::string, std::shared_ptr<LoadedModel>> models_;
 };

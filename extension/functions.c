@@ -384,8 +384,9 @@ static void
 stats_row(const char *row, int len, void *arg)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
-	Datum		values[9];
-	bool		nulls[9];
+	Datum		values[10];
+	bool		nulls[10];
+	int64		prompt_tokens = engine_get_int64(row, len, PGI_F_PREFIX_PROMPT, 0);
 
 	put_text_or_null(row, len, PGI_F_NAME, &values[0], &nulls[0]);
 	put_int64_or_null(row, len, PGI_F_REQUESTS, &values[1], &nulls[1]);
@@ -397,6 +398,10 @@ stats_row(const char *row, int len, void *arg)
 	put_int32_or_null(row, len, PGI_F_ACTIVE, &values[6], &nulls[6]);
 	put_int64_or_null(row, len, PGI_F_KV_USED, &values[7], &nulls[7]);
 	put_int64_or_null(row, len, PGI_F_KV_FREE, &values[8], &nulls[8]);
+	/* Tokens reused from the prefix cache / prompt tokens that needed K/V. */
+	values[9] = Float8GetDatum(prompt_tokens > 0 ?
+							   (double) engine_get_int64(row, len, PGI_F_PREFIX_HITS, 0) / prompt_tokens : 0.0);
+	nulls[9] = false;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

@@ -55,7 +55,7 @@ RETURNS text AS 'MODULE_PATHNAME', 'llm_detokenize' LANGUAGE C VOLATILE PARALLEL
 CREATE FUNCTION llm_stats()
 RETURNS TABLE(model text, requests bigint, prompt_tokens bigint, generated_tokens bigint,
               tokens_per_second float8, queue_depth int, active_sequences int,
-              kv_blocks_used bigint, kv_blocks_free bigint)
+              kv_blocks_used bigint, kv_blocks_free bigint, prefix_hit_rate float8)
 AS 'MODULE_PATHNAME', 'llm_stats' LANGUAGE C VOLATILE;
 
 -- One call, several prompts: the texts in the prompts' order (NULL for a NULL prompt).

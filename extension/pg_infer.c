@@ -48,8 +48,8 @@ _PG_init(void)
 							NULL, &pg_infer_request_timeout, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_infer.kv_cache_size",
-							"Memory the engine gives the KV caches of all running requests together.",
-							"A request that does not fit fails with insufficient_resources.",
+							"Memory of each model's paged KV cache (its prefix cache included), unless the model's load options say otherwise.",
+							"A request longer than the whole cache fails with insufficient_resources; when the cache is full, requests wait.",
 							&pg_infer_kv_cache_size, 1024, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MB,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_infer");

@@ -62,9 +62,14 @@ SELECT llm_tokenize('Hello world');
 SELECT llm_detokenize(llm_tokenize('Hello world, ¿qué tal? 🦙'));
 SELECT 1 <> ALL ((llm_tokenize('<s>'))[2:]) AS special_text_is_text;
 
+-- A long prompt asked twice: the second time its full blocks come from the prefix cache, same text.
+SELECT llm_generate(repeat('All work and no play. ', 10), 'tiny', max_tokens => 4) =
+       llm_generate(repeat('All work and no play. ', 10), 'tiny', max_tokens => 4) AS cached_prefix_same_text;
+
 -- Statistics.
 SELECT model, requests > 0 AS used, prompt_tokens > 0 AS prompted, generated_tokens > 0 AS generated,
-       queue_depth, active_sequences, kv_blocks_used, kv_blocks_free > 0 AS kv_room
+       queue_depth, active_sequences, kv_blocks_used, kv_blocks_free > 0 AS kv_room,
+       prefix_hit_rate > 0 AS prefix_cache_used
   FROM llm_stats() ORDER BY model;
 
 -- Errors, with their SQLSTATEs.

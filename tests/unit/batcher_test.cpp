@@ -1,6 +1,7 @@
-// tests/unit/batcher_test.cpp: the continuous batching loop (engine/batcher.h): sequences generated
-// together give exactly the tokens each gives alone (quantized weights round each token on its own),
-// whatever joins or leaves; cancellation; the queue limit.
+// tests/unit/batcher_test.cpp: the serving loop (engine/batcher.h): sequences generated together, over the
+// paged cache, with shared prefixes served from the prefix cache, and with preemption when the pool is
+// small, give exactly the tokens each gives alone with its own contiguous cache (quantized weights round
+// each token on its own); streaming, cancellation, the queue limit, requests longer than the pool.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -53,7 +54,7 @@ struct Fixture {
     for (const auto& p : prompts) {
       auto seq = std::make_unique<BatchSequence>();
       seq->prompt = p;
-      EXPECT_TRUE(Session::create(*model, *backend, (int64_t)p.size() + o.max_tokens, &seq->session).ok());
+      seq->max_tokens = o.max_tokens;
       EXPECT_TRUE(Generation::create(vocab.get(), p, o, &seq->generation).ok());
       j->sequences.push_back(std::move(seq));
     }
@@ -111,6 +112,51 @@ TEST(Batcher, SequencesTogetherGiveWhatEachGivesAlone) {
   EXPECT_EQ(b->stats().queued.load(), 0);
 }
 
+// Rows that share a long instruction: the prefix cache serves it after the first, the tokens stay exactly
+// what each row gives alone; a pool too small for all at once preempts and recomputes, same tokens.
+TEST(Batcher, SharedPrefixesAndPreemptionKeepTheTokens) {
+  Fixture f;
+  GenerateOptions o;
+  o.max_tokens = 30;  // rows grow by two blocks while decoding
+  std::string instruction = "Classify the following ticket as billing, access or feature.";
+  for (int i = 0; i < 4; ++i) instruction += " Answer with one word only, please.";
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 8; ++i) prompts.push_back(f.ids(instruction + " Ticket " + std::to_string(i) + ": it broke"));
+  for (int64_t kv_blocks : {int64_t{256}, int64_t{10}}) {  // roomy, then too small for 7 rows at once
+    std::unique_ptr<Batcher> b;
+    Batcher::Options bo;
+    bo.kv_blocks = kv_blocks;
+    ASSERT_TRUE(Batcher::create(*f.model, *f.backend, bo, &b).ok());
+    auto first = f.job({prompts[0]}, o);  // fills the cache
+    ASSERT_TRUE(b->submit(first).ok());
+    wait(*first);
+    auto rest = f.job(std::vector<std::vector<int32_t>>(prompts.begin() + 1, prompts.end()), o);
+    ASSERT_TRUE(b->submit(rest).ok());
+    wait(*rest);
+    ASSERT_TRUE(rest->error().ok()) << rest->error().message();
+    EXPECT_EQ(first->sequences[0]->generation->result().ids, f.alone(prompts[0], o).ids);
+    for (size_t i = 0; i < rest->sequences.size(); ++i) {
+      EXPECT_EQ(rest->sequences[i]->generation->result().ids, f.alone(prompts[i + 1], o).ids)
+          << "row " << i + 1 << " with " << kv_blocks << " blocks";
+    }
+    EXPECT_GE(b->stats().prefix_hit_tokens.load(), 7 * 48) << "the shared instruction came from the cache";
+    if (kv_blocks == 10) EXPECT_GT(b->stats().preemptions.load(), 0) << "the small pool had to preempt";
+  }
+}
+
+TEST(Batcher, RefusesRequestsLongerThanThePool) {
+  Fixture f;
+  GenerateOptions o;
+  o.max_tokens = 100;
+  std::unique_ptr<Batcher> b;
+  Batcher::Options bo;
+  bo.kv_blocks = 4;  // 64 positions
+  ASSERT_TRUE(Batcher::create(*f.model, *f.backend, bo, &b).ok());
+  const Status st = b->submit(f.job({f.ids("Hello")}, o));
+  EXPECT_EQ(st.code(), StatusCode::OutOfMemory);
+  EXPECT_NE(st.message().find("pool holds 64"), std::string::npos) << st.message();
+}
+
 TEST(Batcher, StreamsAndCancels) {
   Fixture f;
   GenerateOptions o;
@@ -120,7 +166,7 @@ TEST(Batcher, StreamsAndCancels) {
   auto j = std::make_shared<BatchJob>();
   auto seq = std::make_unique<BatchSequence>();
   seq->prompt = f.ids("Once upon a time");
-  ASSERT_TRUE(Session::create(*f.model, *f.backend, 300, &seq->session).ok());
+  seq->max_tokens = o.max_tokens;
   GenerateOptions so = o;
   so.on_text = [jp = j.get()](std::string_view piece) { return jp->stream(piece); };
   ASSERT_TRUE(Generation::create(f.vocab.get(), seq->prompt, so, &seq->generation).ok());
@@ -134,7 +180,8 @@ TEST(Batcher, StreamsAndCancels) {
   wait(*j);
   EXPECT_EQ(j->sequences[0]->generation->result().finish, FinishReason::Cancelled);
   EXPECT_LT(j->sequences[0]->generation->result().ids.size(), 200u);
-  EXPECT_EQ(j->sequences[0]->session, nullptr) << "the cache is freed when the sequence ends";
+  for (int i = 0; i < 100 && b->stats().blocks_used.load() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(b->stats().blocks_used.load(), 0) << "the blocks are released when the sequence ends";
 }
 
 TEST(Batcher, RefusesWhenTheQueueIsFull) {
