@@ -118,13 +118,6 @@ void test_slow_load(const std::string& name) {
   std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(spec.c_str() + colon + 1)));
 }
 
-// `bytes` as MiB with one decimal ("1.5 MiB").
-std::string mib(int64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / 1048576.0);
-  return buf;
-}
-
 // What the user can do about a failed request (the HINT of the SQL error), or "".
 std::string hint_for(const Status& st, uint8_t request) {
   switch (st.code()) {
@@ -357,6 +350,8 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
   PGI_RETURN_IF_ERROR(f.f64(PGI_F_MIN_P, 0, &min_p));
   PGI_RETURN_IF_ERROR(f.f64(PGI_F_REPEAT_PENALTY, 1, &repeat_penalty));
   PGI_RETURN_IF_ERROR(f.i64(PGI_F_STREAM, 0, &stream));
+  int64_t prefix_cache = 1;
+  PGI_RETURN_IF_ERROR(f.i64(PGI_F_PREFIX_CACHE, 1, &prefix_cache));
   if (o.max_tokens < 0 || o.max_tokens > INT32_MAX) return invalid_argument("max_tokens must be from 0 to 2147483647");
   if (top_k < 0 || top_k > INT32_MAX) return invalid_argument("top_k must be from 0 to 2147483647");
   o.sampling.temperature = (float)temperature;
@@ -423,6 +418,7 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
     if (stream != 0) so.on_text = [job_ptr = job.get()](std::string_view piece) { return job_ptr->stream(piece); };
     PGI_RETURN_IF_ERROR(Generation::create(m->vocab.get(), prompt, so, &seq->generation));
     seq->max_tokens = o.max_tokens;
+    seq->prefix_caching = prefix_cache != 0;
     seq->prompt = std::move(prompt);
     job->sequences.push_back(std::move(seq));
   }

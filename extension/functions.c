@@ -492,6 +492,7 @@ generation_request(FunctionCallInfo fcinfo, bool chat, bool stream, EngineFrame 
 		}
 	}
 	engine_put_int64(request, PGI_F_STREAM, stream ? 1 : 0);
+	engine_put_int64(request, PGI_F_PREFIX_CACHE, pg_infer_prefix_cache ? 1 : 0);
 }
 
 /* llm_generate and llm_chat: the whole continuation. */

@@ -22,6 +22,7 @@ int			pg_infer_threads = 0;
 int			pg_infer_max_queue = 64;
 int			pg_infer_request_timeout = 0;
 int			pg_infer_kv_cache_size = 1024;
+bool		pg_infer_prefix_cache = true;
 
 void		_PG_init(void);
 
@@ -52,6 +53,9 @@ _PG_init(void)
 							"A request longer than the whole cache fails with insufficient_resources; when the cache is full, requests wait.",
 							&pg_infer_kv_cache_size, 1024, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MB,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_infer.prefix_cache",
+							 "Whether this session's requests use and fill the engine's prefix cache.",
+							 NULL, &pg_infer_prefix_cache, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_infer");
 	engine_client_init();
 

@@ -66,6 +66,12 @@ SELECT 1 <> ALL ((llm_tokenize('<s>'))[2:]) AS special_text_is_text;
 SELECT llm_generate(repeat('All work and no play. ', 10), 'tiny', max_tokens => 4) =
        llm_generate(repeat('All work and no play. ', 10), 'tiny', max_tokens => 4) AS cached_prefix_same_text;
 
+-- A session can opt out of the prefix cache; the text is the same.
+SET pg_infer.prefix_cache = off;
+SELECT llm_generate(repeat('All work and no play. ', 10), 'tiny', max_tokens => 4) =
+       llm_generate(repeat('All work and no play. ', 10), 'tiny', max_tokens => 4) AS uncached_same_text;
+RESET pg_infer.prefix_cache;
+
 -- Statistics.
 SELECT model, requests > 0 AS used, prompt_tokens > 0 AS prompted, generated_tokens > 0 AS generated,
        queue_depth, active_sequences, kv_blocks_used, kv_blocks_free > 0 AS kv_room,
