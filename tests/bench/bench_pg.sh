@@ -5,9 +5,8 @@
 #   2. overhead of the SQL path: SELECT llm_generate(..., max_tokens => 1) per call, against the engine's
 #      own time for those requests, and against the same forward pass (5-token prompt) in `infer bench`;
 #   3. tokens/s of a long generation through SQL against `infer bench`'s decode rate, same model, same
-#      threads;
-#   4. continuous batching: aggregate tokens/s of 16 sessions generating 64 tokens each at once, against
-#      one session alone.
+#      threads.
+# (The serving core's figures, batching included, are in bench_serving.sh.)
 # Needs root (installs the extension; the server runs as the postgres account). Model: a synthetic
 # TinyLlama-1.1B-shaped Q8_0 file ($PG_INFER_BENCH_SHAPE to change).
 set -euo pipefail
@@ -71,21 +70,3 @@ sql_tok_s=$(awk -v n=$((after - before)) -v ns=$((t1 - t0)) -v f=$forward_ms 'BE
 echo "long generation: $((after - before)) tokens through SQL at ${sql_tok_s} tok/s; infer bench decode" \
   "${decode_tok_s} tok/s; ratio $(awk -v a=$sql_tok_s -v b=$decode_tok_s 'BEGIN {printf "%.3f", a / b}') (goal >= 0.95)"
 
-# 4. 16 concurrent sessions against one alone (64 tokens each; distinct prompts).
-cat >"$work/gen64.sql" <<'SQL'
-SELECT llm_generate('Session ' || :client_id || ' writes a story about', 'bench', max_tokens => 64);
-SQL
-chmod 644 "$work/gen64.sql"
-rate() {  # rate CLIENTS: generated tokens per second over one transaction per client
-  local before after t0 t1
-  before=$(sql -c "SELECT generated_tokens FROM llm_stats() WHERE model = 'bench'")
-  t0=$(date +%s%N)
-  pg_as_owner "$PG_BIN/pgbench" -n -f "$work/gen64.sql" -t 1 -c "$1" -j "$1" -h "$PGHOST" -p "$PGPORT" postgres >/dev/null 2>&1
-  t1=$(date +%s%N)
-  after=$(sql -c "SELECT generated_tokens FROM llm_stats() WHERE model = 'bench'")
-  awk -v n=$((after - before)) -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f", n / (ns / 1e9)}'
-}
-one=$(rate 1)
-sixteen=$(rate 16)
-echo "batching: 1 session ${one} tok/s; 16 concurrent sessions ${sixteen} tok/s in all;" \
-  "ratio $(awk -v a=$sixteen -v b=$one 'BEGIN {printf "%.2f", a / b}') (goal >= 4)"
