@@ -138,6 +138,10 @@ Status open_backend(const LoadOptions& opts, int default_threads, LoadedModel& e
   if (opts.device != "cpu") {
     std::string why;
     Status st = cuda_device_count(&why) > 0 ? make_cuda_backend({}, &entry.backend) : unsupported(why);
+    if (st.ok()) {  // the serving loop needs a paged KV pool, which the CUDA backend does not have yet
+      std::unique_ptr<KvPool> probe;
+      st = entry.backend->create_kv_pool(1, 1, 16, 1, &probe);
+    }
     if (st.ok()) st = entry.backend->prepare(*entry.model);
     if (st.ok()) {
       entry.device = "cuda";
