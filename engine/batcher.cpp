@@ -170,9 +170,12 @@ void Batcher::loop() {
     }
     if (!scheduler_->idle()) {
       const auto t0 = std::chrono::steady_clock::now();
-      step();
+      const bool scheduled = step();
       stats_.busy_us.fetch_add(
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+      // Nothing could run (should not happen: a request that fits the pool always fits an empty one): do
+      // not spin.
+      if (!scheduled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     std::lock_guard<std::mutex> lock(mutex_);
     publish_stats();
