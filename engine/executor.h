@@ -33,7 +33,10 @@ class Executor {
 
   // Evaluates every chunk in one pass: writes their keys and values at positions start.. of their caches
   // and fills the logits they ask for. The chunks' tokens together must not exceed max_tokens(), and each
-  // cache must have room for its chunk (the caller checks both).
+  // cache must have room for its chunk (the caller checks both). In each layer the chunks attend in order,
+  // each writing its keys and values first, so a chunk may read rows that an earlier chunk of the same
+  // pass writes (paged blocks of a shared prefix), never rows of a later one: the scheduler orders chunks
+  // by the time their requests started, which guarantees that.
   Status forward(std::span<const SequenceChunk> chunks);
 
   // Largest number of tokens in one pass.

@@ -144,6 +144,28 @@ TEST(Batcher, SharedPrefixesAndPreemptionKeepTheTokens) {
   }
 }
 
+// Rows admitted in the same step share blocks that the first of them writes in that very pass: the later
+// rows must read them after they are written (chunk order within the pass), and give what they give alone.
+TEST(Batcher, RowsSharingAPrefixInOnePassGiveTheirOwnTokens) {
+  Fixture f;
+  GenerateOptions o;
+  o.max_tokens = 6;
+  std::string instruction = "Classify the following ticket as billing, access or feature.";
+  for (int i = 0; i < 4; ++i) instruction += " Answer with one word only, please.";
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) prompts.push_back(f.ids(instruction + " Ticket " + std::to_string(i) + ": it broke"));
+  std::unique_ptr<Batcher> b;
+  ASSERT_TRUE(Batcher::create(*f.model, *f.backend, Batcher::Options(), &b).ok());
+  auto job = f.job(prompts, o);  // all six at once, on an empty cache
+  ASSERT_TRUE(b->submit(job).ok());
+  wait(*job);
+  ASSERT_TRUE(job->error().ok());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(job->sequences[i]->generation->result().ids, f.alone(prompts[i], o).ids) << "row " << i;
+  }
+  EXPECT_GE(b->stats().prefix_hit_tokens.load(), 5 * 48) << "the later rows shared the first row's blocks";
+}
+
 TEST(Batcher, RefusesRequestsLongerThanThePool) {
   Fixture f;
   GenerateOptions o;
