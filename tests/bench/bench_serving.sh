@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/bench/bench_serving.sh BUILD_DIR: the serving core's benchmark (prints figures and ratios; not a
 # test), on a synthetic llama-160m-shaped Q8_0 model ($PG_INFER_BENCH_SHAPE to change), 2 threads:
-#   1. CALL llm_annotate over 64 rows sharing a ~256-token instruction, ~40-token tails, 8 new tokens;
+#   1. CALL llm_annotate over 64 rows sharing a ~256-token instruction, ~40-token tails, 8 new tokens,
+#      against llama.cpp doing the same token ids with 16 parallel sequences (annotate_llama.mjs);
 #   2. time to first token of a new session after a ~1,500-token prefix another session used, against cold;
 #   3. no prefix shared at all: throughput with the prefix cache against the cache turned off;
 #   4. 16 concurrent sessions generating 64 tokens each against one session alone.
@@ -34,7 +35,17 @@ sql -c "SET client_min_messages = warning" \
 t1=$(now_ms)
 rows=$(sql -c "SELECT count(label) FROM tickets")
 hit=$(sql -c "SELECT round(prefix_hit_rate::numeric, 3) FROM llm_stats() WHERE model = 'bench'")
-echo "annotate: $rows rows in $((t1 - t0)) ms = $(awk -v r=$rows -v ms=$((t1 - t0)) 'BEGIN {printf "%.2f", r / (ms / 1000)}') rows/s (prefix hit rate so far $hit)"
+ours=$(awk -v r=$rows -v ms=$((t1 - t0)) 'BEGIN {printf "%.2f", r / (ms / 1000)}')
+echo "annotate: $rows rows in $((t1 - t0)) ms = $ours rows/s (prefix hit rate so far $hit)"
+# llama.cpp on the same token ids: 16 parallel sequences of one context, each keeping its history.
+if command -v node >/dev/null; then
+  sql -c "SELECT json_agg(llm_tokenize('$instruction Ticket: ' || body || ' Label:', 'bench') ORDER BY id) FROM tickets" \
+    >"$work/rows.json"
+  theirs=$(node "$here/annotate_llama.mjs" --model "$PG_MODELS/bench.gguf" --rows "$work/rows.json" --gen 8 \
+    --sequences 16 --threads 2 | sed 's/.*"rows_per_s":\([0-9.]*\).*/\1/')
+  echo "annotate, llama.cpp (node-llama-cpp, 16 sequences with history): $(printf '%.2f' "$theirs") rows/s;" \
+    "ours / llama.cpp = $(awk -v a=$ours -v b=$theirs 'BEGIN {printf "%.2f", a / b}') (goal >= 3)"
+fi
 
 # 2. Time to first token after a long shared prefix.
 prefix="$(for i in $(seq 1 150); do printf 'Chapter %d of the manual explains the settings. ' $i; done)"
