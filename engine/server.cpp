@@ -400,8 +400,7 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
                               std::to_string(m->n_ctx) + " positions of model \"" + m->name + "\"");
     }
   }
-  // Stops when the client is gone or the time is up (asked by the batching loop before each pass, and
-  // by this thread while it waits).
+  // Stops when the client is gone or the time is up (asked by the batching loop before each pass).
   const double limit = options_.request_timeout_s;
   auto timed_out = std::make_shared<std::atomic<bool>>(false);
   auto should_stop = [start, limit, fd, timed_out] {
@@ -427,7 +426,8 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
     job->sequences.push_back(std::move(seq));
   }
   PGI_RETURN_IF_ERROR(m->batcher->submit(job));
-  // Wait, streaming what comes, until the job is done, the client leaves or the time is up.
+  // Wait, streaming what comes, until the job is done (the batcher asks should_stop before each pass, so
+  // a client gone or a time limit ends it too).
   std::vector<std::string> streamed;
   for (;;) {
     const bool done = job->wait_for(std::chrono::milliseconds(20), &streamed);
@@ -436,7 +436,6 @@ Status Server::handle_generate(const wire::Fields& f, bool chat, int fd) {
     }
     streamed.clear();
     if (done) break;
-    if (should_stop()) job->cancel();
   }
   PGI_RETURN_IF_ERROR(job->error());
   if (job->cancelled()) {
