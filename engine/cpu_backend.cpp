@@ -313,10 +313,11 @@ class CpuBackend : public Backend {
       band = std::clamp<int64_t>((int64_t)(kBandBytes / stride) / 4 * 4, 4, 256);
     }
     const int64_t n_bands = (rows + band - 1) / band;
+    tokens_.set(type, k, act_.data(), act_bytes, n_tokens);
     pool_.parallel_for(n_bands, [&](int64_t b, int) {
       const int64_t r0 = b * band;
       const int64_t nr = std::min(band, rows - r0);
-      dot_rows_tokens(type, k, w + r0 * stride, stride, nr, act_.data(), act_bytes, n_tokens, y + r0, rows);
+      dot_rows_tokens(type, k, w + r0 * stride, stride, nr, tokens_, y + r0, rows);
     });
   }
 
@@ -346,6 +347,7 @@ class CpuBackend : public Backend {
   ThreadPool pool_;
   std::vector<Scratch> scratch_;
   std::vector<uint8_t> act_;  // quantized activations of the current product
+  TokenActivations tokens_;   // the same, prepared for dot_rows_tokens
   std::vector<float> xr_;     // rounded activations of the current product
   std::unordered_map<const GgufTensor*, std::vector<float>> floats_;
 };

@@ -16,7 +16,10 @@
 // 64-token prompt differed from llama.cpp's by 0.05; with the integer kernels in llama.cpp's order they
 // agree to 2e-4. SiLU and softmax now use GGML's vectorised exp and attention sums in tinyBLAS's order
 // (kernels/cpu/expf_avx2.h, attention_avx2.cpp), and the dot kernels are bit-identical to llama.cpp's
-// zen4/haswell builds (tests/unit/vec_dot_test.cpp). What remains: llama.cpp repacks Q4_0 and Q4_K weights
+// zen4/haswell builds (tests/unit/vec_dot_test.cpp), except Q8_0's: those sum each block exactly and then
+// the blocks in order (vec_dot_q8_0.h), so that a batch of tokens takes a third of the operations, and
+// differ from GGML's in the last bits (over 3 x 160 teacher-forced positions, llama.cpp's greedy token
+// went from 479 to 464 agreements, each difference a near tie). What remains: llama.cpp repacks Q4_0 and Q4_K weights
 // on x86 and sums them in another order; and on deeper models a drift still starts at some position
 // (position 17 of a 64-token prompt on llama-160m and tiny-qwen2 Q8_0, position 5 on qwen2-0.5b) whose
 // last-bit source we have not found. From there log-probabilities differ by a few hundredths of a nat,

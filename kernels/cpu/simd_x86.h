@@ -22,6 +22,20 @@ static inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Runs f<G>(first row, row step, first output, output step) over groups of G rows taken from G equal
+// bands of the matrix (rows i, i + band, i + 2 * band, ...), then f<1> over the remaining rows. Each band is
+// read front to back, so memory sees G long sequential streams, which the hardware prefetchers follow;
+// groups of adjacent rows (many short streams) measured several times slower from memory.
+// (static: each translation unit keeps its own copy, compiled for its instruction set.)
+template <int G, typename F>
+static inline void for_row_groups(int64_t rows, const uint8_t* w, size_t stride, float* out, F&& f) {
+  const int64_t band = rows / G;
+  if (G > 1 && band > 0) {
+    for (int64_t i = 0; i < band; ++i) f.template operator()<G>(w + i * stride, band * stride, out + i, band);
+  }
+  for (int64_t r = G > 1 ? G * band : 0; r < rows; ++r) f.template operator()<1>(w + r * stride, stride, out + r, 1);
+}
+
 // Sum of 16 lanes held as two halves, in _mm512_reduce_add_ps's tree (halves first, then as hsum8).
 static inline float hsum16_halves(__m256 lo, __m256 hi) { return hsum8(_mm256_add_ps(hi, lo)); }
 

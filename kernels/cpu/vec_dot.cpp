@@ -5,7 +5,8 @@
 // (AVX-512 level: its AVX-512 build; AVX2 and scalar levels: its AVX2 build). Integer sums inside blocks
 // are exact whatever their order; blocks combine as fma(d_w * d_a, sums, acc) (K-quants: d = d_a * d_w,
 // and the dmin * mins * bsums term for Q4_K/Q5_K). Were an order to differ, results would still equal
-// GGML's up to the order of float additions.
+// GGML's up to the order of float additions. Q8_0 weights follow our block-exact order instead
+// (vec_dot_q8_0.h), at every level.
 #include "kernels/common/round_activations.h"
 #include "kernels/cpu/vec_dot.h"
 
@@ -57,25 +58,42 @@ void dot_rows_level(SimdLevel level, TensorType type, int64_t n, const void* wei
   run_level(std::min(level, machine_simd_level()), type, n, weights, row_stride, rows, act, out);
 }
 
-void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows, const void* acts,
-                     size_t act_stride, int64_t n_tokens, float* out, int64_t ldo) {
-  static const SimdLevel level = simd_level();
+void TokenActivations::set(TensorType weight_type, int64_t n, const void* acts, size_t act_stride, int64_t n_tokens) {
+  rows_ = static_cast<const uint8_t*>(acts);
+  stride_ = act_stride;
+  n_tokens_ = n_tokens;
+  packed_.clear();
+  // The packed kernel pays off from a few tokens on; below that the one-token kernel runs per token.
   static const bool use_vnni = has_avx512_vnni();
+  if (weight_type == TensorType::Q8_0 && use_vnni && n_tokens >= 4) {
+    pack_q8_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_);
+  }
+}
+
+void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
+                     const TokenActivations& acts, float* out, int64_t ldo) {
+  static const SimdLevel level = simd_level();
   const uint8_t* w = static_cast<const uint8_t*>(weights);
-  const uint8_t* a = static_cast<const uint8_t*>(acts);
-  if (type == TensorType::Q8_0 && level >= SimdLevel::Avx2 && n_tokens >= 4) {
-    (use_vnni ? dot_q8_0_rows_tokens_vnni : dot_q8_0_rows_tokens_avx2)(n, w, row_stride, rows, a, act_stride, n_tokens,
-                                                                       out, ldo);
+  if (!acts.packed().empty()) {
+    dot_q8_0_packed_vnni(n, w, row_stride, rows, acts.packed().data(), acts.n_tokens(), out, ldo);
     return;
   }
-  // Other types: the dot_rows kernels on bands of rows small enough to stay in cache across the tokens.
+  // Otherwise the dot_rows kernels on bands of rows small enough to stay in cache across the tokens.
   const int64_t band = std::max<int64_t>(4, (int64_t)(256 * 1024 / std::max<size_t>(row_stride, 1)) & ~(int64_t)3);
   for (int64_t r0 = 0; r0 < rows; r0 += band) {
     const int64_t nr = std::min(band, rows - r0);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      run_level(level, type, n, w + r0 * row_stride, row_stride, nr, a + t * act_stride, out + t * ldo + r0);
+    for (int64_t t = 0; t < acts.n_tokens(); ++t) {
+      run_level(level, type, n, w + r0 * row_stride, row_stride, nr, acts.rows() + t * acts.stride(),
+                out + t * ldo + r0);
     }
   }
+}
+
+void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows, const void* acts,
+                     size_t act_stride, int64_t n_tokens, float* out, int64_t ldo) {
+  TokenActivations prepared;
+  prepared.set(type, n, acts, act_stride, n_tokens);
+  dot_rows_tokens(type, n, weights, row_stride, rows, prepared, out, ldo);
 }
 
 void dot_rows_scalar(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows, const void* act,

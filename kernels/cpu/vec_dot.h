@@ -8,10 +8,14 @@
 // AVX-512 level to GGML's AVX-512 x86 build, the AVX2 and scalar levels to its AVX2 build (the same float
 // operations in the same order; see vec_dot.cpp). Where an order could differ, results would still equal
 // GGML's up to the order of float additions.
+//
+// Q8_0 weights are the exception: every level sums them in our block-exact order (vec_dot_q8_0.h), which lets
+// batches of tokens share each operation; results differ from GGML's in the last bits only.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/tensor_type.h"
 
@@ -25,12 +29,37 @@ TensorType vec_dot_type(TensorType weight_type);
 void dot_rows(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
               const void* act, float* out);
 
-// For `rows` weight rows and `n_tokens` activation rows (act_stride bytes apart, each already converted
-// to vec_dot_type(type)), writes out[t * ldo + r] = dot(row r, activation t). Each result is bit-identical
-// to dot_rows on that row and token (same operations in the same order); several tokens share each load
-// of a weight block. Used for prompts, so that they round exactly as decoding does.
+// Activation rows of several tokens for dot_rows_tokens, already converted to vec_dot_type, prepared once
+// per product and shared by every band of rows: the rows as given and, where the machine's kernel for the
+// weight type reads them interleaved by token (Q8_0 with AVX-512 VNNI), a packed copy.
+class TokenActivations {
+ public:
+  // Takes n_tokens rows of n values of vec_dot_type(weight_type), act_stride bytes apart; they must stay
+  // valid while this object is used. Packs them when the kernel wants it.
+  void set(TensorType weight_type, int64_t n, const void* acts, size_t act_stride, int64_t n_tokens);
+  // The rows, their stride in bytes and their number.
+  const uint8_t* rows() const { return rows_; }
+  size_t stride() const { return stride_; }
+  int64_t n_tokens() const { return n_tokens_; }
+  // The token-interleaved copy; empty when the kernel reads the rows.
+  const std::vector<uint8_t>& packed() const { return packed_; }
+
+ private:
+  const uint8_t* rows_ = nullptr;
+  size_t stride_ = 0;
+  int64_t n_tokens_ = 0;
+  std::vector<uint8_t> packed_;
+};
+
+// For `rows` weight rows and the tokens of `acts`, writes out[t * ldo + r] = dot(row r, activation t). Each
+// result is bit-identical to dot_rows on that row and token, so prompts and batches round exactly as one
+// token at a time does.
 void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
-                     const void* acts, size_t act_stride, int64_t n_tokens, float* out, int64_t ldo);
+                     const TokenActivations& acts, float* out, int64_t ldo);
+
+// The same for n_tokens activation rows act_stride bytes apart (prepares a TokenActivations each call).
+void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows, const void* acts,
+                     size_t act_stride, int64_t n_tokens, float* out, int64_t ldo);
 
 // Same as dot_rows with the scalar code only: the reference the SIMD paths are tested against.
 void dot_rows_scalar(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,

@@ -3,10 +3,11 @@
 // Every result is bit-identical to what llama.cpp's AVX2 CPU build (GGML's "haswell" variant) computes for
 // one row with ggml_vec_dot_*: each row goes through GGML's float operations in GGML's order, and the
 // integer work (exact) yields GGML's 32-bit lanes (lane l of a 32-value group holds the products of values
-// 4l..4l+3). Q8_0/Q4_0 accumulate acc = fma(d_w * d_a, lanes, acc) per block; the K-quants accumulate
+// 4l..4l+3). Q4_0 accumulates acc = fma(d_w * d_a, lanes, acc) per block; the K-quants accumulate
 // acc = fma(d, lanes, acc) per super-block with GGML's mins accumulators; F32/F16 use GGML's 4 x 8-lane
 // accumulators over steps of 32 values, BF16 its 4 mul+add accumulators. Integer products use the sign
 // trick (|w| times a with w's sign through maddubs), which cannot saturate for these value ranges.
+// Q8_0 is the exception: it follows our block-exact order (vec_dot_q8_0.h), not GGML's.
 #include <immintrin.h>
 
 #include <cmath>
@@ -15,6 +16,7 @@
 
 #include "kernels/cpu/simd_x86.h"
 #include "kernels/cpu/vec_dot_impl.h"
+#include "kernels/cpu/vec_dot_q8_0.h"
 
 // Small loops over rows and chunks must be unrolled so that their accumulators stay in registers (-O2 alone
 // keeps them in memory).
@@ -48,19 +50,6 @@ inline float reduce_f32x8(__m256* x) {
   return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
 }
 
-// Runs f<G>(first row, row step, first output, output step) over groups of G rows taken from G equal
-// bands of the matrix (rows i, i + band, i + 2 * band, ...), then f<1> over the remaining rows. Each band is
-// read front to back, so memory sees G long sequential streams, which the hardware prefetchers follow;
-// groups of adjacent rows (many short streams) measured several times slower from memory.
-template <int G, typename F>
-inline void for_row_groups(int64_t rows, const uint8_t* w, size_t stride, float* out, F&& f) {
-  const int64_t band = rows / G;
-  if (G > 1 && band > 0) {
-    for (int64_t i = 0; i < band; ++i) f.template operator()<G>(w + i * stride, band * stride, out + i, band);
-  }
-  for (int64_t r = G > 1 ? G * band : 0; r < rows; ++r) f.template operator()<1>(w + r * stride, stride, out + r, 1);
-}
-
 // Sums of 4 products of signed bytes per 32-bit lane (GGML's mul_sum_i8_pairs before the conversion).
 inline __m256i dot_i8(__m256i x, __m256i y) {
   const __m256i ax = _mm256_sign_epi8(x, x);
@@ -75,26 +64,28 @@ inline __m256i nibbles_to_bytes(const uint8_t* p) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
-// ---- Q8_0, Q4_0 ---------------------------------------------------------------------------------------
+// ---- Q8_0 ---------------------------------------------------------------------------------------------
 
-template <bool kQ4, int R>
-void q0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, float* out, int64_t ostep) {
-  using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
-  const Block* x[R];
+// The block dot of vec_dot_q8_0.h with the sign trick: 8 lanes of 4-product sums, no correction needed.
+struct Q8_0BlockDotAvx2 {
+  static __m256i start(const int8_t*) { return _mm256_setzero_si256(); }
+  static __m256i dot(__m256i, const int8_t* w, const int8_t* a) { return dot_i8(load256(w), load256(a)); }
+};
+
+// ---- Q4_0 ---------------------------------------------------------------------------------------------
+
+template <int R>
+void q4_0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, float* out, int64_t ostep) {
+  const BlockQ4_0* x[R];
   __m256 acc[R];
   PGINFER_UNROLL
-  for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const Block*>(w0 + r * stride), acc[r] = _mm256_setzero_ps();
+  for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const BlockQ4_0*>(w0 + r * stride), acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const __m256i a = load256(y[b].qs);
     const float da = half(y[b].d);
     PGINFER_UNROLL
     for (int r = 0; r < R; ++r) {
-      __m256i q;
-      if constexpr (kQ4) {
-        q = _mm256_sub_epi8(nibbles_to_bytes(x[r][b].qs), _mm256_set1_epi8(8));
-      } else {
-        q = load256(x[r][b].qs);
-      }
+      const __m256i q = _mm256_sub_epi8(nibbles_to_bytes(x[r][b].qs), _mm256_set1_epi8(8));
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half(x[r][b].d) * da), _mm256_cvtepi32_ps(dot_i8(q, a)), acc[r]);
     }
   }
@@ -352,18 +343,14 @@ bool dot_rows_isa_avx2(TensorType type, int64_t n, const uint8_t* w, size_t stri
       });
       return true;
     case TensorType::Q8_0:
+      q8_0_rows<Q8_0BlockDotAvx2>(n, w, stride, rows, static_cast<const BlockQ8_0*>(act), out);
+      return true;
     case TensorType::Q4_0: {
       const BlockQ8_0* y = static_cast<const BlockQ8_0*>(act);
       const int64_t nb = n / kQK8_0;
-      if (type == TensorType::Q8_0) {
-        for_row_groups<kGroupQ>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
-          q0_group<false, R>(nb, w0, rs, y, o, os);
-        });
-      } else {
-        for_row_groups<kGroupQ>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
-          q0_group<true, R>(nb, w0, rs, y, o, os);
-        });
-      }
+      for_row_groups<kGroupQ>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+        q4_0_group<R>(nb, w0, rs, y, o, os);
+      });
       return true;
     }
     case TensorType::Q4_K:
@@ -409,38 +396,5 @@ PGINFER_AVX2_ROW_FN(dot_q4_k_avx2, TensorType::Q4_K)
 PGINFER_AVX2_ROW_FN(dot_q5_k_avx2, TensorType::Q5_K)
 PGINFER_AVX2_ROW_FN(dot_q6_k_avx2, TensorType::Q6_K)
 #undef PGINFER_AVX2_ROW_FN
-
-void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* acts,
-                               size_t act_stride, int64_t n_tokens, float* out, int64_t ldo) {
-  constexpr int kTokens = 4;
-  const int64_t nb = n / kQK8_0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(w + r * row_stride);
-    int64_t t = 0;
-    for (; t + kTokens <= n_tokens; t += kTokens) {
-      const BlockQ8_0* y[kTokens];
-      __m256 acc[kTokens];
-      PGINFER_UNROLL
-      for (int i = 0; i < kTokens; ++i) {
-        y[i] = reinterpret_cast<const BlockQ8_0*>(acts + (t + i) * act_stride);
-        acc[i] = _mm256_setzero_ps();
-      }
-      for (int64_t b = 0; b < nb; ++b) {
-        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-        const __m256i ax = _mm256_sign_epi8(qx, qx);
-        const float dx = half(x[b].d);
-        PGINFER_UNROLL
-        for (int i = 0; i < kTokens; ++i) {
-          const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i][b].qs)), qx);
-          const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1)));
-          acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dx * half(y[i][b].d)), s, acc[i]);
-        }
-      }
-      PGINFER_UNROLL
-      for (int i = 0; i < kTokens; ++i) out[(t + i) * ldo + r] = hsum8(acc[i]);
-    }
-    for (; t < n_tokens; ++t) out[t * ldo + r] = dot_q8_0_avx2(n, x, acts + t * act_stride);
-  }
-}
 
 }  // namespace pginfer

@@ -3,7 +3,9 @@
 // Every result is bit-identical to what llama.cpp's AVX-512 CPU build (GGML's "zen4" variant) computes
 // for one row with ggml_vec_dot_*, because each row goes through the same float operations in the same
 // order; only the integer work, which is exact, is arranged differently:
-//  - Q8_0, Q4_0: per 32-value block, 8 lanes of 4-product integer sums, converted to float and accumulated
+//  - Q8_0 is the exception: it follows our block-exact order (vec_dot_q8_0.h), computed by the VNNI kernels
+//    (vec_dot_avx512vnni.cpp) when the machine has VNNI, else by the AVX2 ones.
+//  - Q4_0: per 32-value block, 8 lanes of 4-product integer sums, converted to float and accumulated
 //    as acc = fma(d_w * d_a, sums, acc), then GGML's hsum_float_8. Two rows share one 512-bit register
 //    (one row per 256-bit half), so each row's lanes see exactly GGML's sequence.
 //  - Q4_K, Q5_K, Q6_K: per super-block, GGML's 8 lanes of integer sums (each lane: 4 consecutive values
@@ -71,19 +73,6 @@ constexpr __mmask32 kLowHalf16 = 0x0000ffffu, kHighHalf16 = 0xffff0000u;
 // The two 256-bit halves of 16 int32 lanes added: GGML's 8 lanes.
 inline __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-// Runs f<G>(first row, row step, first output, output step) over groups of G rows taken from G equal
-// bands of the matrix (rows i, i + band, i + 2 * band, ...), then f<1> over the remaining rows. Each band is
-// read front to back, so memory sees G long sequential streams, which the hardware prefetchers follow;
-// groups of adjacent rows (many short streams) measured several times slower from memory.
-template <int G, typename F>
-inline void for_row_groups(int64_t rows, const uint8_t* w, size_t stride, float* out, F&& f) {
-  const int64_t band = rows / G;
-  if (G > 1 && band > 0) {
-    for (int64_t i = 0; i < band; ++i) f.template operator()<G>(w + i * stride, band * stride, out + i, band);
-  }
-  for (int64_t r = G > 1 ? G * band : 0; r < rows; ++r) f.template operator()<1>(w + r * stride, stride, out + r, 1);
-}
-
 // ---- Q8_0 and Q4_0 ------------------------------------------------------------------------------------
 
 // Sums of 4 products of signed bytes per 32-bit lane (sign trick: |w| times a with w's sign; no
@@ -112,13 +101,12 @@ inline __m512 pair_scales(uint16_t d0, uint16_t d1, __m128 da) {
   return spread_pair(_mm_mul_ps(dw, da));
 }
 
-// Q8_0 (or Q4_0 when kQ4): rows in pairs, one row per 256-bit half.
-template <bool kQ4, int P>
-void q0_pairs(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, float* out, int64_t ostep) {
-  using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
-  const Block* x[2 * P];
+// Q4_0: rows in pairs, one row per 256-bit half.
+template <int P>
+void q4_0_pairs(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, float* out, int64_t ostep) {
+  const BlockQ4_0* x[2 * P];
   PGINFER_UNROLL
-  for (int i = 0; i < 2 * P; ++i) x[i] = reinterpret_cast<const Block*>(w0 + i * stride);
+  for (int i = 0; i < 2 * P; ++i) x[i] = reinterpret_cast<const BlockQ4_0*>(w0 + i * stride);
   __m512 acc[P];
   PGINFER_UNROLL
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
@@ -126,23 +114,16 @@ void q0_pairs(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, 
   for (int64_t b = 0; b < nb; ++b) {
     const __m512i a = bcast256(y[b].qs);
     const __m128 da = _mm_set1_ps(half(y[b].d));
-    // Q4_0: sum(q * a) - 8 * sum(a) per lane, which is GGML's sum((q - 8) * a).
-    __m512i a8;
-    if constexpr (kQ4) a8 = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_set1_epi8(8), a), _mm512_set1_epi16(1));
+    // sum(q * a) - 8 * sum(a) per lane, which is GGML's sum((q - 8) * a).
+    const __m512i a8 = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_set1_epi8(8), a), _mm512_set1_epi16(1));
     PGINFER_UNROLL
     for (int p = 0; p < P; ++p) {
-      const Block& b0 = x[2 * p][b];
-      const Block& b1 = x[2 * p + 1][b];
-      __m512i sums;
-      if constexpr (kQ4) {
-        const __m512i both = _mm512_inserti32x4(_mm512_castsi128_si512(load128(b0.qs)), load128(b1.qs), 2);
-        const __m512i dup = _mm512_shuffle_i32x4(both, both, 0xa0);  // lanes 0,0,2,2; high nibbles in 1 and 3
-        const __m512i q = _mm512_and_si512(_mm512_mask_srli_epi16(dup, 0xff00ff00u, dup, 4), low4);
-        sums = _mm512_sub_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(q, a), _mm512_set1_epi16(1)), a8);
-      } else {
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(load256(b0.qs)), load256(b1.qs), 1);
-        sums = dot_i8(q, a);
-      }
+      const BlockQ4_0& b0 = x[2 * p][b];
+      const BlockQ4_0& b1 = x[2 * p + 1][b];
+      const __m512i both = _mm512_inserti32x4(_mm512_castsi128_si512(load128(b0.qs)), load128(b1.qs), 2);
+      const __m512i dup = _mm512_shuffle_i32x4(both, both, 0xa0);  // lanes 0,0,2,2; high nibbles in 1 and 3
+      const __m512i q = _mm512_and_si512(_mm512_mask_srli_epi16(dup, 0xff00ff00u, dup, 4), low4);
+      const __m512i sums = _mm512_sub_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(q, a), _mm512_set1_epi16(1)), a8);
       acc[p] = _mm512_fmadd_ps(pair_scales(b0.d, b1.d, da), _mm512_cvtepi32_ps(sums), acc[p]);
     }
   }
@@ -153,35 +134,28 @@ void q0_pairs(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, 
   }
 }
 
-// One row in a 256-bit register: the same lanes and operations as one half of q0_pairs.
-template <bool kQ4>
-float q0_single(int64_t nb, const uint8_t* w, const BlockQ8_0* y) {
-  using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
-  const Block* x = reinterpret_cast<const Block*>(w);
+// One row in a 256-bit register: the same lanes and operations as one half of q4_0_pairs.
+float q4_0_single(int64_t nb, const uint8_t* w, const BlockQ8_0* y) {
+  const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const __m256i a = load256(y[b].qs);
-    __m256i sums;
-    if constexpr (kQ4) {
-      const __m128i t = load128(x[b].qs);
-      const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1),
-                                         _mm256_set1_epi8(0x0f));
-      const __m256i a8 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), a), _mm256_set1_epi16(1));
-      sums = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1)), a8);
-    } else {
-      sums = dot_i8(load256(x[b].qs), a);
-    }
+    const __m128i t = load128(x[b].qs);
+    const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1),
+                                       _mm256_set1_epi8(0x0f));
+    const __m256i a8 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), a), _mm256_set1_epi16(1));
+    const __m256i sums = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1)), a8);
     acc = _mm256_fmadd_ps(_mm256_set1_ps(half(x[b].d) * half(y[b].d)), _mm256_cvtepi32_ps(sums), acc);
   }
   return hsum8(acc);
 }
 
-template <bool kQ4, int R>
-void q0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, float* out, int64_t ostep) {
+template <int R>
+void q4_0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y, float* out, int64_t ostep) {
   if constexpr (R == 1) {
-    out[0] = q0_single<kQ4>(nb, w0, y);
+    out[0] = q4_0_single(nb, w0, y);
   } else {
-    q0_pairs<kQ4, R / 2>(nb, w0, stride, y, out, ostep);
+    q4_0_pairs<R / 2>(nb, w0, stride, y, out, ostep);
   }
 }
 
@@ -458,18 +432,18 @@ bool dot_rows_isa_avx512(TensorType type, int64_t n, const uint8_t* w, size_t st
       });
       return true;
     case TensorType::Q8_0:
+      // Our block-exact order (vec_dot_q8_0.h), with VNNI when the machine has it.
+      if (has_avx512_vnni()) {
+        dot_q8_0_rows_vnni(n, w, stride, rows, act, out);
+        return true;
+      }
+      return dot_rows_isa_avx2(type, n, w, stride, rows, act, out);
     case TensorType::Q4_0: {
       const BlockQ8_0* y = static_cast<const BlockQ8_0*>(act);
       const int64_t nb = n / kQK8_0;
-      if (type == TensorType::Q8_0) {
-        for_row_groups<kGroupQ0>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
-          q0_group<false, R>(nb, w0, rs, y, o, os);
-        });
-      } else {
-        for_row_groups<kGroupQ0>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
-          q0_group<true, R>(nb, w0, rs, y, o, os);
-        });
-      }
+      for_row_groups<kGroupQ0>(rows, w, stride, out, [&]<int R>(const uint8_t* w0, size_t rs, float* o, int64_t os) {
+        q4_0_group<R>(nb, w0, rs, y, o, os);
+      });
       return true;
     }
     case TensorType::Q4_K:

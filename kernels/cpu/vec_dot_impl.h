@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/tensor_type.h"
@@ -13,7 +14,7 @@ namespace pginfer {
 // w + r * row_stride and `act` is already of vec_dot_type(type). A row's result does not depend on `rows`
 // or on the row's position (groups of rows only share loads). False when `type` has no dot product.
 bool dot_rows_isa_scalar(TensorType type, int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act,
-                         float* out);  // vec_dot_scalar.cpp, emulates the AVX2 kernels
+                         float* out);  // vec_dot_scalar.cpp, emulates the AVX2 kernels (Q8_0: defines its order)
 bool dot_rows_isa_avx2(TensorType type, int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act,
                        float* out);  // vec_dot_avx2.cpp
 bool dot_rows_isa_avx512(TensorType type, int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act,
@@ -46,11 +47,13 @@ float dot_q4_k_avx2(int64_t n, const void* w, const void* a);
 float dot_q5_k_avx2(int64_t n, const void* w, const void* a);
 float dot_q6_k_avx2(int64_t n, const void* w, const void* a);
 
-// Q8_0 rows times several tokens (see dot_rows_tokens): AVX2 (vec_dot_avx2.cpp) and AVX-512 VNNI
-// (vec_dot_avx512vnni.cpp) versions, each bit-identical to dot_q8_0_avx2 per row and token.
-void dot_q8_0_rows_tokens_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* acts,
-                               size_t act_stride, int64_t n_tokens, float* out, int64_t ldo);
-void dot_q8_0_rows_tokens_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* acts,
-                               size_t act_stride, int64_t n_tokens, float* out, int64_t ldo);
+// Q8_0 with AVX-512 VNNI (vec_dot_avx512vnni.cpp), in the block-exact order of vec_dot_q8_0.h:
+// dot_rows for one activation row; the token-interleaved copy of n_tokens activation rows that
+// dot_q8_0_packed_vnni reads (written to *packed); and out[t * ldo + r] = dot(row r, token t) from that copy.
+void dot_q8_0_rows_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act, float* out);
+void pack_q8_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
+                           std::vector<uint8_t>* packed);
+void dot_q8_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
+                          int64_t n_tokens, float* out, int64_t ldo);
 
 }  // namespace pginfer

@@ -1,5 +1,7 @@
 // kernels/cpu/vec_dot_scalar.cpp: portable row dots, computing exactly what the AVX2 kernels compute.
 //
+// Q8_0 follows our block-exact order (kernels/cpu/vec_dot_q8_0.h), which this file defines; the other types
+// follow GGML's AVX2 kernels as described below.
 // The vector kernels' lanes are emulated with small arrays: the same integer lane sums (exact), the same
 // float multiply-adds (std::fma, fused as the vector code is) in the same order, the same reduction trees.
 // So on any machine these give GGML's AVX2 results bit for bit, and the tests can compare the SIMD levels
@@ -83,23 +85,25 @@ float dot_bf16_row(int64_t n, const uint16_t* x, const uint16_t* y) {
   return (float)sumf;
 }
 
-// Q8_0 and Q4_0: lane l of block b holds the products of values 4l..4l+3.
-template <bool kQ4>
-float dot_q0_row(int64_t n, const void* w, const BlockQ8_0* y) {
+// Q8_0, in our block-exact order (kernels/cpu/vec_dot_q8_0.h): the exact integer sum of each block's 32
+// products, then one fused multiply-add per block.
+float dot_q8_0_row(int64_t n, const BlockQ8_0* x, const BlockQ8_0* y) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / kQK8_0; ++b) {
+    int32_t s = 0;
+    for (int i = 0; i < kQK8_0; ++i) s += x[b].qs[i] * y[b].qs[i];
+    acc = std::fma(fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d), (float)s, acc);
+  }
+  return acc;
+}
+
+// Q4_0, in GGML's order: lane l of block b holds the products of values 4l..4l+3.
+float dot_q4_0_row(int64_t n, const BlockQ4_0* x, const BlockQ8_0* y) {
   float acc[8] = {};
   for (int64_t b = 0; b < n / kQK8_0; ++b) {
     int q[32];
-    float dw;
-    if constexpr (kQ4) {
-      const BlockQ4_0& x = static_cast<const BlockQ4_0*>(w)[b];
-      for (int j = 0; j < 16; ++j) q[j] = (x.qs[j] & 0x0f) - 8, q[j + 16] = (x.qs[j] >> 4) - 8;
-      dw = fp16_to_fp32(x.d);
-    } else {
-      const BlockQ8_0& x = static_cast<const BlockQ8_0*>(w)[b];
-      for (int j = 0; j < 32; ++j) q[j] = x.qs[j];
-      dw = fp16_to_fp32(x.d);
-    }
-    const float d = dw * fp16_to_fp32(y[b].d);
+    for (int j = 0; j < 16; ++j) q[j] = (x[b].qs[j] & 0x0f) - 8, q[j + 16] = (x[b].qs[j] >> 4) - 8;
+    const float d = fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d);
     for (int l = 0; l < 8; ++l) {
       int32_t s = 0;
       for (int i = 0; i < 4; ++i) s += q[4 * l + i] * y[b].qs[4 * l + i];
@@ -205,11 +209,11 @@ float dot_bf16_scalar(int64_t n, const void* w, const void* a) {
 }
 
 float dot_q8_0_scalar(int64_t n, const void* w, const void* a) {
-  return dot_q0_row<false>(n, w, static_cast<const BlockQ8_0*>(a));
+  return dot_q8_0_row(n, static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a));
 }
 
 float dot_q4_0_scalar(int64_t n, const void* w, const void* a) {
-  return dot_q0_row<true>(n, w, static_cast<const BlockQ8_0*>(a));
+  return dot_q4_0_row(n, static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(a));
 }
 
 float dot_q4_k_scalar(int64_t n, const void* w, const void* a) {

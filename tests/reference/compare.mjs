@@ -3,8 +3,12 @@
 // For each synthetic model (family shape x tensor type), written by `infer synth`: llama.cpp (through
 // llama_ref.mjs, node-llama-cpp's CPU build) generates a greedy continuation of a fixed prompt; then our
 // `infer score` evaluates prompt + continuation teacher-forced. At every generated position our argmax
-// must equal llama.cpp's token: on at least 95% of positions for every model, and on all of them for F32.
-// Prints one line per model and exits non-zero when a threshold is missed.
+// must equal llama.cpp's token: on all of them for F32; for the other types on at least 90% of positions,
+// each disagreement being a near tie (llama.cpp's token within 0.25 nats of our top token in our own
+// log-probabilities). The random-weight models have flat distributions where near ties are common, and
+// last-bit differences flip them: the Q8_0 kernels sum blocks exactly in integers, in another order than
+// GGML's (kernels/cpu/vec_dot_q8_0.h), K-quant rounding flips quanta. A bug shows as a disagreement with a
+// large gap. Prints one line per model and exits non-zero when a threshold is missed.
 //
 // usage: node compare.mjs --infer PATH --shared DIR [--work DIR] [--gen N] [--shapes a,b] [--types a,b]
 import {execFileSync} from "node:child_process";
@@ -45,6 +49,9 @@ function promptIds(seed, n, vocab) {
 
 const run = (cmd, argv) => execFileSync(cmd, argv, {encoding: "utf8", maxBuffer: 1 << 28});
 
+// How far below our top token (nats) llama.cpp's token may be where we disagree.
+const kNearTie = 0.25;
+
 let failed = 0;
 const rows = [];
 for (const shape of shapes) {
@@ -57,7 +64,7 @@ for (const shape of shapes) {
     const gen = ref.ids;
     const ours = JSON.parse(run(infer, ["score", "-m", model, "--ids", [...prompt, ...gen].join(" "), "--json"]));
     let agree = 0;
-    let minGap = Infinity;
+    let maxGap = 0;
     const firstDiff = [];
     for (let i = 0; i < gen.length; ++i) {
       const mine = ours.argmax[prompt.length - 1 + i];
@@ -65,16 +72,16 @@ for (const shape of shapes) {
       else {
         // How far llama.cpp's token is below our top token in our own log-probabilities (nats).
         const gap = ours.nll[prompt.length - 1 + i] + ours.top_logprob[prompt.length - 1 + i];
-        minGap = Math.min(minGap, gap);
+        maxGap = Math.max(maxGap, gap);
         if (firstDiff.length < 3) firstDiff.push(`pos ${i}: llama.cpp ${gen[i]} ours ${mine} (gap ${gap.toFixed(4)})`);
       }
     }
     const ratio = gen.length ? agree / gen.length : 0;
-    const need = type === "F32" ? 1.0 : 0.95;
-    const ok = gen.length > 0 && ratio >= need;
+    const need = type === "F32" ? 1.0 : 0.9;
+    const ok = gen.length > 0 && ratio >= need && maxGap <= kNearTie;
     if (!ok) ++failed;
     const distinct = new Set(gen).size;
-    rows.push(`${ok ? "ok  " : "FAIL"} ${shape.padEnd(12)} ${type.padEnd(5)} agree ${agree}/${gen.length} (${(100 * ratio).toFixed(1)}%, need ${100 * need}%) distinct tokens ${distinct}${firstDiff.length ? "  " + firstDiff.join("; ") : ""}`);
+    rows.push(`${ok ? "ok  " : "FAIL"} ${shape.padEnd(12)} ${type.padEnd(5)} agree ${agree}/${gen.length} (${(100 * ratio).toFixed(1)}%, need ${100 * need}%${maxGap > 0 ? `, largest gap ${maxGap.toFixed(4)} of ${kNearTie}` : ""}) distinct tokens ${distinct}${firstDiff.length ? "  " + firstDiff.join("; ") : ""}`);
     console.log(rows[rows.length - 1]);
   }
 }
