@@ -30,12 +30,17 @@ class ActivationBuffer {
   virtual int64_t size() const = 0;
 };
 
+class PagedKvCache;
+
 // The keys and values of one sequence for every layer, in a backend's memory. Slots are positions.
 class KvCache {
  public:
   virtual ~KvCache() = default;
   // Number of positions it can hold.
   virtual int64_t capacity() const = 0;
+  // This cache as a paged view, or null for a contiguous cache (a virtual call rather than dynamic_cast,
+  // which is not reliable across the CUDA module's boundary, whose type information is hidden).
+  virtual PagedKvCache* as_paged() { return nullptr; }
 };
 
 // The paged cache's memory: blocks of block_size() positions (a power of two) for every layer, in a
@@ -57,6 +62,7 @@ class PagedKvCache : public KvCache {
   // A view of `pool` (which must outlive it) with an empty block table.
   explicit PagedKvCache(KvPool& pool) : pool_(pool) {}
   int64_t capacity() const override { return (int64_t)blocks.size() * pool_.block_size(); }
+  PagedKvCache* as_paged() override { return this; }
   // The pool.
   KvPool& pool() { return pool_; }
   // The block table (block ids of the pool, in position order).
@@ -99,11 +105,17 @@ class Backend {
   virtual Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim,
                                  std::unique_ptr<KvCache>* out) = 0;
   // Allocates a paged KV pool of `n_blocks` blocks of `block_size` positions (a power of two) for `n_layer`
-  // layers of `kv_dim` values. Backends without paged attention say Unsupported.
+  // layers of `kv_dim` values; OutOfMemory when it does not fit. Both backends have one (the serving loop
+  // needs it); a backend without paged attention would say Unsupported.
   virtual Status create_kv_pool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim,
                                 std::unique_ptr<KvPool>* out) {
-    return unsupported(std::string("the ") + name() + " backend has no paged KV cache yet");
+    return unsupported(std::string("the ") + name() + " backend has no paged KV cache");
   }
+  // Bytes of device memory free now, for sizing a KV pool; -1 for a backend computing in host memory.
+  virtual int64_t free_device_memory() { return -1; }
+  // The first failure of an operation that has no error path of its own (a device error, scratch memory
+  // that could not be allocated), after which the backend's results are meaningless; Ok while none.
+  virtual Status health() const { return Status::ok_status(); }
 
   // out[t] = row ids[t] of `table` as floats (ids already checked to be in range).
   virtual void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) = 0;
@@ -116,8 +128,9 @@ class Backend {
   // Rotates the first n_rot dimensions of each of `n_heads` heads of each token, at positions pos[t].
   virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                     const RopeParams& params) = 0;
-  // Stores k and v of each token at slot pos[t] of layer `layer`, then computes causal attention of each
-  // query over slots 0..pos[t]; out[t] has n_head * head_dim values.
+  // Stores k and v of each token at position pos[t] of layer `layer` (slot pos[t] of a contiguous cache; of
+  // a PagedKvCache, the slot its block table gives), then computes causal attention of each query over
+  // positions 0..pos[t], its own call's tokens included; out[t] has n_head * head_dim values.
   virtual void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v,
                          const int32_t* pos, int64_t n_tokens, const AttentionParams& params,
                          float* out) = 0;

@@ -201,7 +201,7 @@ class CpuBackend : public Backend {
     int64_t kv_dim;
     const int32_t* blocks = nullptr;
     int shift = 0;
-    if (auto* paged = dynamic_cast<PagedKvCache*>(&cache_base)) {
+    if (PagedKvCache* paged = cache_base.as_paged()) {
       CpuKvPool& pool = static_cast<CpuKvPool&>(paged->pool());
       keys = pool.keys(layer);
       values = pool.values(layer);

@@ -4,11 +4,17 @@
 //
 // Every operation is enqueued on one stream of the backend; `read` waits for it. The Backend interface has no
 // error path for operations, so the first CUDA or cuBLAS error is remembered, printed once to stderr, and
-// makes later operations no-ops (reads then return zeros); the engine will turn it into a failed request.
+// makes later operations no-ops (reads then return zeros); health() reports it, and the executor turns it into
+// a failed pass.
+//
+// KV caches: a contiguous cache (one sequence, Session) and the paged pool of the serving loop share one layout
+// (KvLayers) and one attention kernel; a paged view's block table is copied to the device with the positions
+// on each attention call (kernels/cuda/attention.h).
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -80,21 +86,55 @@ class CudaBuffer : public ActivationBuffer {
   int64_t n_;
 };
 
-// Keys and values as F16: per layer a [capacity][kv_dim] array each, in one allocation.
-class CudaKvCache : public KvCache {
- public:
-  CudaKvCache(int64_t n_layer, int64_t capacity, int64_t kv_dim)
-      : n_layer_(n_layer), capacity_(capacity), kv_dim_(kv_dim) {}
-  int64_t capacity() const override { return capacity_; }
-  int64_t kv_dim() const { return kv_dim_; }
-  uint16_t* keys(int64_t layer) { return base() + (2 * layer) * capacity_ * kv_dim_; }
-  uint16_t* values(int64_t layer) { return base() + (2 * layer + 1) * capacity_ * kv_dim_; }
-  size_t bytes() const { return (size_t)(2 * n_layer_ * capacity_ * kv_dim_) * sizeof(uint16_t); }
+// Keys and values of every layer as F16: per layer a [slots][kv_dim] array each, in one allocation.
+struct KvLayers {
+  KvLayers(int64_t n_layer, int64_t slots, int64_t kv_dim) : n_layer(n_layer), slots(slots), kv_dim(kv_dim) {}
+  // Bytes of keys and values of every layer; 0 when the shape is empty or its size overflows.
+  size_t bytes() const {
+    size_t n = 0;
+    if (n_layer <= 0 || slots <= 0 || kv_dim <= 0 ||
+        __builtin_mul_overflow((size_t)n_layer, (size_t)slots, &n) || __builtin_mul_overflow(n, (size_t)kv_dim, &n) ||
+        __builtin_mul_overflow(n, 2 * sizeof(uint16_t), &n)) {
+      return 0;
+    }
+    return n;
+  }
+  // Allocates the arrays; false when the device has no room.
+  bool allocate() { return bytes() > 0 && mem.allocate(bytes()) == cudaSuccess; }
+  uint16_t* keys(int64_t layer) { return base() + (2 * layer) * slots * kv_dim; }
+  uint16_t* values(int64_t layer) { return base() + (2 * layer + 1) * slots * kv_dim; }
+
+  int64_t n_layer, slots, kv_dim;
   DeviceMemory mem;
 
  private:
   uint16_t* base() { return static_cast<uint16_t*>(mem.get()); }
-  int64_t n_layer_, capacity_, kv_dim_;
+};
+
+// One sequence's cache: slot = position.
+class CudaKvCache : public KvCache {
+ public:
+  CudaKvCache(int64_t n_layer, int64_t capacity, int64_t kv_dim) : kv(n_layer, capacity, kv_dim) {}
+  int64_t capacity() const override { return kv.slots; }
+  KvLayers kv;
+};
+
+// The paged cache's memory: n_blocks * block_size slots per layer, handed out by block (PagedKvCache views).
+class CudaKvPool : public KvPool {
+ public:
+  CudaKvPool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim)
+      : kv(n_layer, n_blocks * block_size, kv_dim), n_blocks_(n_blocks), block_size_(block_size) {
+    while ((int64_t{1} << shift_) < block_size) ++shift_;
+  }
+  int64_t n_blocks() const override { return n_blocks_; }
+  int64_t block_size() const override { return block_size_; }
+  // log2 of block_size().
+  int block_shift() const { return shift_; }
+  KvLayers kv;
+
+ private:
+  int64_t n_blocks_, block_size_;
+  int shift_ = 0;
 };
 
 // A weight tensor on the device.
@@ -203,17 +243,48 @@ class CudaBackend : public Backend {
 
   Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim, std::unique_ptr<KvCache>* out) override {
     auto c = std::make_unique<CudaKvCache>(n_layer, capacity, kv_dim);
-    if (c->mem.allocate(c->bytes()) != cudaSuccess) {
+    if (!c->kv.allocate()) {
       return out_of_memory("cannot allocate a GPU KV cache of " + std::to_string(capacity) + " positions (" +
-                           std::to_string(c->bytes() >> 20) + " MiB)");
+                           std::to_string(c->kv.bytes() >> 20) + " MiB, " + std::to_string(free_device_memory() >> 20) +
+                           " MiB free)");
     }
     *out = std::move(c);
     return Status::ok_status();
   }
 
+  Status create_kv_pool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim,
+                        std::unique_ptr<KvPool>* out) override {
+    if (n_layer <= 0 || kv_dim <= 0 || n_blocks <= 0 || n_blocks > INT32_MAX || block_size <= 0 ||
+        block_size > (1 << 20) || (block_size & (block_size - 1)) != 0) {
+      return invalid_argument("a KV pool needs layers, 1 to 2^31-1 blocks and a power-of-two block size");
+    }
+    auto pool = std::make_unique<CudaKvPool>(n_layer, n_blocks, block_size, kv_dim);
+    if (!pool->kv.allocate()) {
+      return out_of_memory("cannot allocate a GPU KV pool of " + std::to_string(n_blocks) + " blocks of " +
+                           std::to_string(block_size) + " positions (" + std::to_string(pool->kv.bytes() >> 20) +
+                           " MiB, " + std::to_string(free_device_memory() >> 20) + " MiB free)");
+    }
+    *out = std::move(pool);
+    return Status::ok_status();
+  }
+
+  int64_t free_device_memory() override {
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaSetDevice(device_) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return (int64_t)free_bytes;
+  }
+
+  Status health() const override {
+    return failed() ? Status(error_code_, "the GPU backend failed: " + error_) : Status::ok_status();
+  }
+
   void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override {
     if (failed()) return;
     const int32_t* dev_ids = upload_ints(ids, n_tokens, &ids_);
+    if (dev_ids == nullptr) return;
     if (!cuda::embed(table.type, weight(table).data, row_bytes(table.type, table.ne[0]), table.ne[0], dev_ids, n_tokens,
                      out, stream_)) {
       fail(std::string("embedding of type ") + type_name(table.type) + " is not supported");
@@ -290,32 +361,74 @@ class CudaBackend : public Backend {
             const RopeParams& p) override {
     if (failed()) return;
     const int32_t* dev_pos = upload_ints(pos, n_tokens, &pos_);
+    if (dev_pos == nullptr) return;
     const float* factors = p.freq_factors ? weight(*p.freq_factors).floats : nullptr;
     cuda::rope(x, dev_pos, n_tokens, n_heads, head_dim, p.n_rot, p.style == RopeStyle::Neox,
                rope_theta_scale(p.freq_base, p.n_rot), p.freq_scale, factors, stream_);
     check_launch("rope");
   }
 
-  void attention(KvCache& cache_base, int64_t layer, const float* q, const float* k, const float* v,
-                 const int32_t* pos, int64_t n_tokens, const AttentionParams& p, float* out) override {
-    if (failed()) return;
+  void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v, const int32_t* pos,
+                 int64_t n_tokens, const AttentionParams& p, float* out) override {
+    if (failed() || n_tokens <= 0) return;
     if (p.head_dim > cuda::kMaxHeadDim) {
       fail("head dimension " + std::to_string(p.head_dim) + " exceeds the CUDA attention kernel's " +
            std::to_string(cuda::kMaxHeadDim));
       return;
     }
-    CudaKvCache& cache = static_cast<CudaKvCache&>(cache_base);
-    const int32_t* dev_pos = upload_ints(pos, n_tokens, &pos_);
-    cuda::kv_store(k, v, dev_pos, n_tokens, cache.kv_dim(), cache.keys(layer), cache.values(layer), stream_);
     int64_t max_kv = 0;
-    for (int64_t t = 0; t < n_tokens; ++t) max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      if (pos[t] < 0) {
+        fail("attention at negative position " + std::to_string(pos[t]));
+        return;
+      }
+      max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
+    }
+    // Where rows lie, and what goes to the device: the positions, then (paged) the block table's entries up
+    // to the last position's block, each checked: a bad table must not write outside the pool.
+    KvLayers* kv;
+    cuda::KvSlots slots;
+    attn_host_.assign(pos, pos + n_tokens);
+    PagedKvCache* paged = cache.as_paged();
+    if (paged != nullptr) {
+      CudaKvPool& pool = static_cast<CudaKvPool&>(paged->pool());
+      kv = &pool.kv;
+      slots.block_shift = pool.block_shift();
+      const int64_t n_table = ((max_kv - 1) >> slots.block_shift) + 1;
+      if (n_table > (int64_t)paged->blocks.size()) {
+        fail("position " + std::to_string(max_kv - 1) + " lies beyond the block table's " +
+             std::to_string(paged->blocks.size()) + " blocks");
+        return;
+      }
+      for (int64_t i = 0; i < n_table; ++i) {
+        const int32_t b = paged->blocks[i];
+        if (b < 0 || b >= pool.n_blocks()) {
+          fail("block table entry " + std::to_string(b) + " outside the pool's " + std::to_string(pool.n_blocks()) +
+               " blocks");
+          return;
+        }
+        attn_host_.push_back(b);
+      }
+    } else {
+      kv = &static_cast<CudaKvCache&>(cache).kv;
+      if (max_kv > kv->slots) {
+        fail("position " + std::to_string(max_kv - 1) + " beyond the KV cache's " + std::to_string(kv->slots));
+        return;
+      }
+    }
+    const int32_t* dev = upload_ints(attn_host_.data(), (int64_t)attn_host_.size(), &attn_ints_);
+    if (dev == nullptr) return;
+    const int32_t* dev_pos = dev;
+    if (paged != nullptr) slots.blocks = dev + n_tokens;
+    // The new rows are stored before any query reads them: both kernels run in order on one stream.
+    cuda::kv_store(k, v, dev_pos, n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
     float* partial = nullptr;
     if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, max_kv); n > 0) {
       partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
       if (!partial) return;
     }
-    cuda::attention(q, cache.keys(layer), cache.values(layer), dev_pos, n_tokens, p.n_head, p.n_head_kv, p.head_dim,
-                    p.scale, max_kv, partial, out, stream_);
+    cuda::attention(q, kv->keys(layer), kv->values(layer), slots, dev_pos, n_tokens, p.n_head, p.n_head_kv,
+                    p.head_dim, p.scale, max_kv, partial, out, stream_);
     check_launch("attention");
   }
 
@@ -358,9 +471,10 @@ class CudaBackend : public Backend {
 
   bool failed() const { return !error_.empty(); }
 
-  void fail(const std::string& message) {
+  void fail(const std::string& message, StatusCode code = StatusCode::Internal) {
     if (!error_.empty()) return;
     error_ = message;
+    error_code_ = code;
     std::fprintf(stderr, "pg_infer CUDA backend: %s; later GPU operations are skipped\n", message.c_str());
   }
 
@@ -385,7 +499,7 @@ class CudaBackend : public Backend {
       // The stream may still read the old array.
       cudaStreamSynchronize(stream_);
       if (u->mem.allocate(std::max<size_t>(n, 512) * sizeof(int32_t)) != cudaSuccess) {
-        fail("cannot allocate GPU memory for " + std::to_string(n) + " token ids");
+        fail("cannot allocate GPU memory for " + std::to_string(n) + " token ids", StatusCode::OutOfMemory);
         return nullptr;
       }
     }
@@ -400,7 +514,7 @@ class CudaBackend : public Backend {
     if (m->bytes() >= bytes) return m->get();
     cudaStreamSynchronize(stream_);
     if (m->allocate(bytes) != cudaSuccess) {
-      fail("cannot allocate " + std::to_string(bytes >> 20) + " MiB of GPU scratch memory");
+      fail("cannot allocate " + std::to_string(bytes >> 20) + " MiB of GPU scratch memory", StatusCode::OutOfMemory);
       return nullptr;
     }
     return m->get();
@@ -410,9 +524,12 @@ class CudaBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::string error_;
+  StatusCode error_code_ = StatusCode::Ok;
   std::unordered_map<const GgufTensor*, DeviceTensor> weights_;
   std::vector<std::unique_ptr<DeviceMemory>> weight_memory_;
   IntUpload ids_, pos_;
+  IntUpload attn_ints_;            // an attention call's positions, then its block table (paged)
+  std::vector<int32_t> attn_host_;  // what attn_ints_ is filled from
   DeviceMemory weight16_, act16_, act_round_, attn_partial_;
 };
 

@@ -9,11 +9,13 @@
 // and where the build put it. Chosen over linking cudart into the engine because cuBLAS (and a future
 // cuBLASLt) are shared libraries that would otherwise be needed at program start.
 //
-// Memory: weights are copied to device memory once in prepare(); activations and the (contiguous, F16) KV
-// cache live on the device. Products of one to seven tokens run dequantizing matrix-vector kernels; larger
-// ones dequantize the weights to F16 and multiply with cublasGemmEx (float accumulation). Activations are
-// first rounded as the CPU backend's products see them (to Q8_0/Q8_K values for quantized weights, F16/BF16
-// for those weights; kernels/common/round_activations.h), so both backends compute the same sums.
+// Memory: weights are copied to device memory once in prepare(); activations and the F16 KV caches live on
+// the device: a contiguous one per Session, and the paged pool of the serving loop (create_kv_pool), whose
+// block tables are copied to the device with each attention call; free_device_memory() sizes that pool.
+// Products of one to seven tokens run dequantizing matrix-vector kernels; larger ones dequantize the weights
+// to F16 and multiply with cublasGemmEx (float accumulation). Activations are first rounded as the CPU
+// backend's products see them (to Q8_0/Q8_K values for quantized weights, F16/BF16 for those weights;
+// kernels/common/round_activations.h), so both backends compute the same sums.
 #pragma once
 
 #include <memory>
@@ -26,7 +28,7 @@ namespace pginfer {
 
 // Version of the interface between the engine and the module; the module reports the one it was built with
 // and the loader refuses a different one. Bump it whenever Backend, GgufTensor, Model or the factory changes.
-constexpr int kCudaModuleAbi = 1;
+constexpr int kCudaModuleAbi = 2;
 
 // Options of the CUDA backend.
 struct CudaBackendOptions {

@@ -1,10 +1,17 @@
 // engine/executor.cpp: the forward pass over a batch of sequence chunks.
 #include "engine/executor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 namespace pginfer {
+
+int64_t Executor::activation_floats(const ModelConfig& c, int64_t max_tokens) {
+  const int64_t B = max_tokens;
+  return B * (c.n_embd + std::max(c.n_embd, c.q_dim()) + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.n_ff) +
+         std::min(max_tokens, kLogitRows) * c.n_vocab;
+}
 
 Status Executor::create(const Model& model, Backend& backend, int64_t max_tokens, std::unique_ptr<Executor>* out) {
   const ModelConfig& c = model.config();
@@ -127,7 +134,8 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     be.matmul(model_.output(), nullptr, xn, g, logits_->data());
     for (int64_t i = 0; i < g; ++i) be.read(logits_->data() + i * c.n_vocab, c.n_vocab, rows[r0 + i].dst);
   }
-  return Status::ok_status();
+  // A device failure during the pass (its operations have no error path of their own) fails the pass.
+  return be.health();
 }
 
 }  // namespace pginfer

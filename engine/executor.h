@@ -36,11 +36,14 @@ class Executor {
   // cache must have room for its chunk (the caller checks both). In each layer the chunks attend in order,
   // each writing its keys and values first, so a chunk may read rows that an earlier chunk of the same
   // pass writes (paged blocks of a shared prefix), never rows of a later one: the scheduler orders chunks
-  // by the time their requests started, which guarantees that.
+  // by the time their requests started, which guarantees that. Fails with the backend's health() when one
+  // of its operations failed during the pass.
   Status forward(std::span<const SequenceChunk> chunks);
 
   // Largest number of tokens in one pass.
   int64_t max_tokens() const { return max_tokens_; }
+  // Floats of activation memory create() allocates on the backend for `model` and `max_tokens`.
+  static int64_t activation_floats(const ModelConfig& c, int64_t max_tokens);
 
  private:
   Executor(const Model& model, Backend& backend) : model_(model), backend_(backend) {}

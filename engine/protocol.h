@@ -33,7 +33,8 @@ extern "C" {
 
 /* Message types. */
 typedef enum PgiMessage {
-    PGI_MSG_LOAD = 1,       /* request: NAME, PATH, OPTIONS (JSON object text) */
+    PGI_MSG_LOAD = 1,       /* request: NAME, PATH, OPTIONS (JSON object text); OK may hold MESSAGE: why device
+                             * auto runs the model on the CPU although a GPU is present */
     PGI_MSG_UNLOAD = 2,     /* request: NAME */
     PGI_MSG_MODELS = 3,     /* request: nothing; OK holds one MODEL_ROW per model */
     PGI_MSG_GENERATE = 4,   /* request: MODEL, PROMPT... (several: a batch, one TEXT each in the OK, in

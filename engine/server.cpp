@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -16,6 +17,7 @@
 #include "engine/batcher.h"
 #include "engine/chat_prompt.h"
 #include "engine/cuda_backend.h"
+#include "engine/executor.h"
 #include "engine/generate.h"
 #include "engine/json.h"
 #include "engine/model.h"
@@ -36,6 +38,8 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;
   int64_t n_ctx = 0;                  // context of one request
   std::string device = "cpu";
+  std::string fallback_reason;        // device auto on the CPU although a GPU is present: why ("" otherwise)
+  int64_t memory_bytes = 0;           // the file's size (mapped) on the CPU; weights + KV pool on a GPU
   std::unique_ptr<Batcher> batcher;      // runs every generation of the model (declared last-destroyed-first)
   // Bytes of KV cache per position (keys and values, F16, every layer).
   int64_t kv_bytes_per_position() const {
@@ -66,12 +70,13 @@ Status resolve(const std::string& path, std::string* out) {
   return Status::ok_status();
 }
 
-// The load options of a JSON object: context_length, threads, device, kv_cache_size.
+// The load options of a JSON object: context_length, threads, device, kv_cache_size, gpu_memory_fraction.
 struct LoadOptions {
   int64_t context_length = 0;  // 0: the model's, at most 4096
   int64_t threads = 0;
   std::string device = "auto";
-  int64_t kv_cache_mb = 0;     // this model's running requests together at most (0: only the engine's budget)
+  int64_t kv_cache_mb = 0;     // this model's running requests together at most (0: sized by kv_pool_blocks)
+  double gpu_memory_fraction = 0.9;  // on a GPU without kv_cache_mb: the share of free memory the pool may take
 };
 
 Status parse_load_options(const std::string& text, LoadOptions* out) {
@@ -95,6 +100,11 @@ Status parse_load_options(const std::string& text, LoadOptions* out) {
       PGI_RETURN_IF_ERROR(integer(0, 1024, &out->threads));
     } else if (key == "kv_cache_size") {
       PGI_RETURN_IF_ERROR(integer(1, 1 << 30, &out->kv_cache_mb));
+    } else if (key == "gpu_memory_fraction") {
+      if (value.type != JsonType::Number || !(value.number > 0.0 && value.number <= 1.0)) {
+        return invalid_argument("model option \"gpu_memory_fraction\" must be a number greater than 0 and at most 1");
+      }
+      out->gpu_memory_fraction = value.number;
     } else if (key == "device") {
       if (value.type != JsonType::String || (value.string != "auto" && value.string != "cpu" && value.string != "cuda")) {
         return invalid_argument("model option \"device\" must be \"auto\", \"cpu\" or \"cuda\"");
@@ -102,7 +112,7 @@ Status parse_load_options(const std::string& text, LoadOptions* out) {
       out->device = value.string;
     } else {
       return invalid_argument("unknown model option \"" + key +
-                              "\" (known: context_length, threads, device, kv_cache_size)");
+                              "\" (known: context_length, threads, device, kv_cache_size, gpu_memory_fraction)");
     }
   }
   return Status::ok_status();
@@ -125,36 +135,123 @@ std::string hint_for(const Status& st, uint8_t request) {
       return request == PGI_MSG_LOAD ? "" : "Load it with llm_load_model(name, path).";
     case StatusCode::NotReady: return "Retry once llm_load_model() has returned.";
     case StatusCode::Busy: return "Retry later, or raise pg_infer.max_queue.";
-    case StatusCode::OutOfMemory: return "Ask for fewer tokens, or raise pg_infer.kv_cache_size.";
+    case StatusCode::OutOfMemory:
+      return request == PGI_MSG_LOAD ? "Give the model a smaller context_length or kv_cache_size, or load it "
+                                       "with {\"device\": \"cpu\"}."
+                                     : "Ask for fewer tokens, or raise pg_infer.kv_cache_size.";
     case StatusCode::Timeout: return "Ask for fewer tokens, or raise pg_infer.request_timeout.";
     case StatusCode::PermissionDenied: return "Put the model file under pg_infer.model_dir.";
     default: return "";
   }
 }
 
-// Opens the backend of a model being loaded: cuda, the GPU or an error; auto, the GPU when one is usable,
-// else the CPU; cpu, the CPU with the load option's threads (or the engine's).
-Status open_backend(const LoadOptions& opts, int default_threads, LoadedModel& entry) {
+// Device memory a model's passes need besides its weights and KV pool, for passes of up to `max_tokens`
+// tokens: the executor's activations; the CUDA backend's product scratch (the largest weight matrix
+// dequantized to F16, activations rounded to floats and converted to halves); attention's split partials
+// (kernels/cuda/attention.h: fewer than 1024 query heads x 64 ranges x (head_dim + 2) floats); and a margin
+// for cuBLAS's workspace and the CUDA context's own allocations.
+int64_t gpu_working_bytes(const Model& model, int64_t max_tokens) {
+  const ModelConfig& c = model.config();
+  int64_t largest = 0, widest = 0;
+  for (const GgufTensor& t : model.file().tensors()) {
+    if (t.n_dims != 2) continue;
+    largest = std::max(largest, t.ne[0] * t.ne[1]);
+    widest = std::max(widest, t.ne[0]);
+  }
+  const int64_t activations = Executor::activation_floats(c, max_tokens) * 4;
+  const int64_t product_scratch = largest * 2 + max_tokens * widest * (4 + 2);
+  const int64_t attention_partials = int64_t{1024} * 64 * (c.head_dim + 2) * 4;
+  return activations + product_scratch + attention_partials + (int64_t{256} << 20);
+}
+
+// Blocks of the KV pool of `entry` (backend prepared, n_ctx set) for a batcher with options `b`:
+// - the load option kv_cache_size when given, else on the CPU the engine's budget (pg_infer.kv_cache_size);
+// - on a GPU without kv_cache_size: gpu_memory_fraction of the device memory free now (the weights are
+//   uploaded) less gpu_working_bytes, but no more than b.max_running sequences of the full context need
+//   (a small model does not take the whole device), and OutOfMemory when that leaves less than one sequence
+//   of the full context.
+Status kv_pool_blocks(const LoadOptions& opts, int64_t engine_budget, const LoadedModel& entry,
+                      const Batcher::Options& b, int64_t* out) {
+  const int64_t block_bytes = b.block_size * entry.kv_bytes_per_position();
+  const int64_t free_bytes = entry.backend->free_device_memory();
+  if (opts.kv_cache_mb > 0 || free_bytes < 0) {
+    const int64_t budget = opts.kv_cache_mb > 0 ? opts.kv_cache_mb << 20 : engine_budget;
+    *out = std::clamp<int64_t>(budget / block_bytes, 1, INT32_MAX);
+    return Status::ok_status();
+  }
+  const int64_t context_blocks = (entry.n_ctx + b.block_size - 1) / b.block_size;
+  const int64_t working = gpu_working_bytes(*entry.model, b.max_tokens);
+  const int64_t usable = std::max<int64_t>(0, free_bytes - working);
+  const int64_t blocks = std::min<int64_t>((int64_t)(opts.gpu_memory_fraction * (double)usable) / block_bytes,
+                                           b.max_running * context_blocks);
+  if (blocks < context_blocks) {
+    char fraction[32];
+    std::snprintf(fraction, sizeof fraction, "%g", opts.gpu_memory_fraction);
+    return out_of_memory("the GPU has " + std::to_string(free_bytes >> 20) + " MiB free after the weights, too " +
+                         "little for " + std::to_string(working >> 20) + " MiB of working memory and, at " +
+                         "gpu_memory_fraction " + fraction + ", a KV cache of " + std::to_string(entry.n_ctx) +
+                         " positions (" + std::to_string((context_blocks * block_bytes) >> 20) + " MiB)");
+  }
+  *out = std::min<int64_t>(blocks, INT32_MAX);
+  return Status::ok_status();
+}
+
+// Sizes the KV pool of `entry` (backend prepared) and starts its batching loop.
+Status start_batcher(const LoadOptions& opts, const ServerOptions& server, LoadedModel& entry) {
+  Batcher::Options b;
+  b.max_queue = server.max_queue;
+  b.model_key = std::hash<std::string>{}(entry.path);
+  PGI_RETURN_IF_ERROR(kv_pool_blocks(opts, server.kv_cache_bytes, entry, b, &b.kv_blocks));
+  PGI_RETURN_IF_ERROR(Batcher::create(*entry.model, *entry.backend, b, &entry.batcher));
+  entry.memory_bytes = (int64_t)entry.model->file().file_size();
+  if (entry.device != "cpu") {
+    int64_t weights = 0;
+    for (const GgufTensor& t : entry.model->file().tensors()) weights += (int64_t)t.n_bytes;
+    entry.memory_bytes = weights + b.kv_blocks * b.block_size * entry.kv_bytes_per_position();
+  }
+  return Status::ok_status();
+}
+
+// The model on the GPU: the CUDA backend, its weights uploaded, and the batching loop over a KV pool in
+// device memory.
+Status open_on_gpu(const LoadOptions& opts, const ServerOptions& server, LoadedModel& entry) {
+  PGI_RETURN_IF_ERROR(make_cuda_backend({}, &entry.backend));
+  {  // the serving loop needs a paged KV pool: a module without one is refused before the upload
+    std::unique_ptr<KvPool> probe;
+    PGI_RETURN_IF_ERROR(entry.backend->create_kv_pool(1, 1, 16, 1, &probe));
+  }
+  PGI_RETURN_IF_ERROR(entry.backend->prepare(*entry.model));
+  entry.device = "cuda";
+  return start_batcher(opts, server, entry);
+}
+
+// Opens the backend and the batching loop of a model being loaded (n_ctx set): cpu, the CPU with the load
+// option's threads (or the engine's); cuda, the GPU or an error (OutOfMemory when the weights or the KV pool
+// do not fit: SQLSTATE 53000); auto, the GPU when one is present and can hold the model, else the CPU, with
+// the reason in entry.fallback_reason when a GPU was present but could not serve (on a machine without one,
+// the CPU is simply the device).
+Status open_serving(const LoadOptions& opts, const ServerOptions& server, LoadedModel& entry) {
+  entry.fallback_reason.clear();
   if (opts.device != "cpu") {
     std::string why;
-    Status st = cuda_device_count(&why) > 0 ? make_cuda_backend({}, &entry.backend) : unsupported(why);
-    if (st.ok()) {  // the serving loop needs a paged KV pool, which the CUDA backend does not have yet
-      std::unique_ptr<KvPool> probe;
-      st = entry.backend->create_kv_pool(1, 1, 16, 1, &probe);
-    }
-    if (st.ok()) st = entry.backend->prepare(*entry.model);
-    if (st.ok()) {
-      entry.device = "cuda";
-      return st;
-    }
-    if (opts.device == "cuda") return Status(st.code(), "device \"cuda\" is not available: " + st.message());
+    const bool present = cuda_device_count(&why) > 0;
+    const Status st = present ? open_on_gpu(opts, server, entry) : unsupported(why);
+    if (st.ok()) return st;
+    entry.batcher.reset();  // before the backend it runs on
     entry.backend.reset();
+    if (opts.device == "cuda") return Status(st.code(), "device \"cuda\" is not available: " + st.message());
+    if (present) {
+      entry.fallback_reason = st.message();
+      std::fprintf(stderr, "pg_infer_engine: model \"%s\" runs on the CPU: %s\n", entry.name.c_str(),
+                   st.message().c_str());
+    }
   }
   CpuBackendOptions cpu;
-  cpu.threads = (int)(opts.threads > 0 ? opts.threads : default_threads);
+  cpu.threads = (int)(opts.threads > 0 ? opts.threads : server.threads);
   entry.backend = make_cpu_backend(cpu);
   entry.device = "cpu";
-  return entry.backend->prepare(*entry.model);
+  PGI_RETURN_IF_ERROR(entry.backend->prepare(*entry.model));
+  return start_batcher(opts, server, entry);
 }
 
 }  // namespace
@@ -236,31 +333,27 @@ Status Server::handle_load(const wire::Fields& f, int fd) {
       test_slow_load(name);
       Status st = Model::load(path, &entry->model);
       if (st.ok()) st = Vocab::load(entry->model->file(), &entry->vocab);
-      if (st.ok()) st = open_backend(opts, options_.threads, *entry);
-      if (st.ok()) {
-        // The model's KV pool: its kv_cache_size option, else the engine's.
-        const int64_t budget = opts.kv_cache_mb > 0 ? opts.kv_cache_mb << 20 : options_.kv_cache_bytes;
-        Batcher::Options b;
-        b.max_queue = options_.max_queue;
-        b.kv_blocks = std::max<int64_t>(1, budget / (b.block_size * entry->kv_bytes_per_position()));
-        b.model_key = std::hash<std::string>{}(path);
-        st = Batcher::create(*entry->model, *entry->backend, b, &entry->batcher);
-      }
       const int64_t trained = st.ok() ? entry->model->config().n_ctx_train : 0;
       if (st.ok() && opts.context_length > trained) {
         st = invalid_argument("context_length " + std::to_string(opts.context_length) +
                               " exceeds the model's trained context of " + std::to_string(trained));
+      }
+      if (st.ok()) {
+        entry->n_ctx = opts.context_length > 0 ? opts.context_length : std::min<int64_t>(trained, 4096);
+        st = open_serving(opts, options_, *entry);
       }
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(registry_mutex_);
         if (models_[name] == entry) models_.erase(name);
         return st;
       }
-      entry->n_ctx = opts.context_length > 0 ? opts.context_length : std::min<int64_t>(trained, 4096);
       entry->ready = true;
     }
   }
-  return reply_ok(fd, wire::FrameWriter(PGI_MSG_OK));
+  // Device auto on the CPU although a GPU is present: the client tells the user why.
+  wire::FrameWriter ok(PGI_MSG_OK);
+  if (!entry->fallback_reason.empty()) ok.str(PGI_F_MESSAGE, entry->fallback_reason);
+  return reply_ok(fd, ok);
 }
 
 Status Server::handle_unload(const wire::Fields& f, int fd) {
@@ -289,7 +382,7 @@ Status Server::handle_models(int fd) {
           .i64(PGI_F_PARAMETERS, m->model->parameter_count())
           .str(PGI_F_TENSOR_TYPE, type_name(m->model->main_weight_type()))
           .i64(PGI_F_CONTEXT, m->n_ctx)
-          .i64(PGI_F_MEMORY, (int64_t)m->model->file().file_size());
+          .i64(PGI_F_MEMORY, m->memory_bytes);
     }
     w.row(row);
   }

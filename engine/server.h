@@ -5,9 +5,13 @@
 // Each model's generations run in its batching loop (engine/batcher.h): one forward pass for every running
 // sequence over a paged KV pool with a prefix cache shared by all requests; requests wait in a queue of
 // bounded length, and a request whose client has gone away or whose time is up stops before its next
-// pass. A model's pool holds its load option kv_cache_size (else ServerOptions::kv_cache_bytes); a request
-// longer than the whole pool fails with OutOfMemory, and when the pool is full the newest sequence waits
-// and is recomputed. Statistics count that memory in blocks of kKvBlockPositions positions.
+// pass. A model runs on the device its load option says (cpu; cuda, the GPU or an error; auto, the GPU
+// when one is present and can hold it, else the CPU). Its pool holds its load option kv_cache_size, else on
+// the CPU ServerOptions::kv_cache_bytes and on a GPU the load option gpu_memory_fraction (default 0.9) of the
+// device memory left free by the weights and working buffers, at most what the batcher's running sequences
+// need at full context (server.cpp, kv_pool_blocks); a request longer than the whole pool fails with
+// OutOfMemory, and when the pool is full the newest sequence waits and is recomputed. Statistics count that
+// memory in blocks of Batcher::Options::block_size positions.
 //
 // For tests only: the environment variable PG_INFER_TEST_SLOW_LOAD=NAME:MS makes loads of the model
 // called NAME take MS milliseconds longer, so that the "still loading" state can be observed.
@@ -33,7 +37,7 @@ struct ServerOptions {
   int threads = 0;                // CPU threads per model when the load options do not say (0: all cores)
   int64_t max_queue = 64;         // requests waiting for one model at most
   double request_timeout_s = 0;   // a request running longer fails (0: no limit)
-  int64_t kv_cache_bytes = 1ll << 30;  // KV pool of a model whose load options do not size it
+  int64_t kv_cache_bytes = 1ll << 30;  // KV pool of a CPU model whose load options do not size it
 };
 
 struct LoadedModel;  // a model in the registry (server.cpp)

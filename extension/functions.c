@@ -101,18 +101,27 @@ checked_model_path(const char *path)
 	return result;
 }
 
-/* Asks the engine to load model `name` from `path` with `options` (JSON text). */
+/*
+ * Asks the engine to load model `name` from `path` with `options` (JSON text). When device "auto" ran it on
+ * the CPU although a GPU is present, the reply says why, and the user gets it as a NOTICE.
+ */
 static void
 engine_load(const char *name, const char *path, const char *options)
 {
 	EngineFrame request,
 				reply;
+	char	   *fallback;
 
 	engine_frame_init(&request, PGI_MSG_LOAD);
 	engine_put_cstring(&request, PGI_F_NAME, name);
 	engine_put_cstring(&request, PGI_F_PATH, path);
 	engine_put_cstring(&request, PGI_F_OPTIONS, options);
 	engine_call(&request, &reply, true);
+	fallback = engine_get_text(reply.body.data, reply.body.len, PGI_F_MESSAGE);
+	if (fallback[0] != '\0')
+		ereport(NOTICE,
+				(errmsg("model \"%s\" runs on the CPU", name),
+				 errdetail("The GPU could not serve it: %s.", fallback)));
 }
 
 /* Loads `name` again from the registry when it is recorded there; false when it is not. */

@@ -1,6 +1,6 @@
 // kernels/cuda/attention.cu: the KV store; one block of kWarps warps per (token, head, key range), each warp an
 // online softmax over every kWarps-th key of the range; the warps merged in shared memory and, when the keys
-// were split, the ranges merged by a second kernel.
+// were split, the ranges merged by a second kernel. Rows are found through slot_of() (contiguous or paged).
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/attention.h"
@@ -17,22 +17,29 @@ constexpr int64_t kKeysPerSplit = 64;
 constexpr int kMaxSplits = 64;
 constexpr int64_t kSplitBelowBlocks = 1024;
 
+// The slot of position p: p itself in a contiguous cache, through the block table in a paged one.
+__device__ __forceinline__ int64_t slot_of(const KvSlots& s, int64_t p) {
+  if (s.blocks == nullptr) return p;
+  const int64_t mask = (int64_t{1} << s.block_shift) - 1;
+  return ((int64_t)s.blocks[p >> s.block_shift] << s.block_shift) | (p & mask);
+}
+
 __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* pos, int64_t n_tokens,
-                                int64_t kv_dim, __half* keys, __half* values) {
+                                int64_t kv_dim, KvSlots slots, __half* keys, __half* values) {
   const int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (id >= n_tokens * kv_dim) return;
   const int64_t t = id / kv_dim, i = id % kv_dim;
-  const int64_t slot = (int64_t)pos[t] * kv_dim + i;
-  keys[slot] = __float2half_rn(k[id]);
-  values[slot] = __float2half_rn(v[id]);
+  const int64_t at = slot_of(slots, pos[t]) * kv_dim + i;
+  keys[at] = __float2half_rn(k[id]);
+  values[at] = __float2half_rn(v[id]);
 }
 
 // With splits == 1 writes the normalised output; else the range's max, sum and unnormalised weighted values
 // to partial[((t * n_head + h) * splits + s) * (head_dim + 2)].
 __global__ void __launch_bounds__(kWarps * 32)
-    attention_kernel(const float* q, const __half* keys, const __half* values, const int32_t* pos, int64_t n_head,
-                     int64_t n_head_kv, int64_t head_dim, float scale, int64_t keys_per_split, float* partial,
-                     float* out) {
+    attention_kernel(const float* q, const __half* keys, const __half* values, KvSlots slots, const int32_t* pos,
+                     int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t keys_per_split,
+                     float* partial, float* out) {
   const int64_t h = blockIdx.x, t = blockIdx.y, s = blockIdx.z;
   const int splits = gridDim.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -52,8 +59,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   float m = -INFINITY, l = 0.0f;
   for (int64_t j = begin + warp; j < end; j += kWarps) {
-    const __half* kj = keys + j * kv_dim + kvh * head_dim;
-    const __half* vj = values + j * kv_dim + kvh * head_dim;
+    const int64_t row = slot_of(slots, j) * kv_dim + kvh * head_dim;
+    const __half* kj = keys + row;
+    const __half* vj = values + row;
     float dot = 0.0f, vv[kPerLane];
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
@@ -145,24 +153,25 @@ int64_t attention_scratch_floats(int64_t n_tokens, int64_t n_head, int64_t head_
   return splits == 1 ? 0 : n_tokens * n_head * splits * (head_dim + 2);
 }
 
-void kv_store(const float* k, const float* v, const int32_t* pos, int64_t n_tokens, int64_t kv_dim, uint16_t* keys,
-              uint16_t* values, cudaStream_t stream) {
+void kv_store(const float* k, const float* v, const int32_t* pos, int64_t n_tokens, int64_t kv_dim,
+              const KvSlots& slots, uint16_t* keys, uint16_t* values, cudaStream_t stream) {
   const int64_t n = n_tokens * kv_dim;
   if (n <= 0) return;
-  kv_store_kernel<<<blocks_for(n), kBlock, 0, stream>>>(k, v, pos, n_tokens, kv_dim, reinterpret_cast<__half*>(keys),
+  kv_store_kernel<<<blocks_for(n), kBlock, 0, stream>>>(k, v, pos, n_tokens, kv_dim, slots,
+                                                        reinterpret_cast<__half*>(keys),
                                                         reinterpret_cast<__half*>(values));
 }
 
-void attention(const float* q, const uint16_t* keys, const uint16_t* values, const int32_t* pos, int64_t n_tokens,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t max_kv, float* scratch,
-               float* out, cudaStream_t stream) {
+void attention(const float* q, const uint16_t* keys, const uint16_t* values, const KvSlots& slots, const int32_t* pos,
+               int64_t n_tokens, int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t max_kv,
+               float* scratch, float* out, cudaStream_t stream) {
   if (n_tokens <= 0) return;
   const int splits = attention_splits(n_tokens, n_head, max_kv);
   const int64_t per_split = splits == 1 ? max_kv : (max_kv + splits - 1) / splits;
   const dim3 grid((unsigned)n_head, (unsigned)n_tokens, (unsigned)splits);
   attention_kernel<<<grid, kWarps * 32, 0, stream>>>(q, reinterpret_cast<const __half*>(keys),
-                                                     reinterpret_cast<const __half*>(values), pos, n_head, n_head_kv,
-                                                     head_dim, scale, per_split, scratch, out);
+                                                     reinterpret_cast<const __half*>(values), slots, pos, n_head,
+                                                     n_head_kv, head_dim, scale, per_split, scratch, out);
   if (splits > 1) {
     merge_kernel<<<dim3((unsigned)n_head, (unsigned)n_tokens), 128, 0, stream>>>(scratch, splits, n_head, head_dim,
                                                                                  out);

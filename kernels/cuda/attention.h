@@ -1,8 +1,11 @@
-// kernels/cuda/attention.h: causal attention over a contiguous F16 KV cache on the GPU.
+// kernels/cuda/attention.h: causal attention over an F16 KV cache on the GPU, contiguous or paged.
 //
-// The cache of one layer holds, for keys and values each, `capacity` slots of kv_dim halves (slot = position),
-// as the CPU backend's does. A simple correct version: one block per (token, head, key range), each warp
-// running an online softmax over a share of the keys; the paged cache and a tiled prefill kernel come later.
+// The cache of one layer holds, for keys and values each, slots of kv_dim halves, as the CPU backend's does.
+// Where position p lives is given by a KvSlots: slot p in a contiguous cache, and in a paged one slot
+// blocks[p / B] * B + p % B for blocks of B = 2^block_shift positions listed by a block table in device
+// memory. Both kinds go through the same kernels (the slot is computed per row), so they compute the same
+// sums in the same order. A simple correct version: one block per (token, head, key range), each warp
+// running an online softmax over a share of the keys; a tiled prefill kernel comes later.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -14,22 +17,31 @@ namespace pginfer::cuda {
 // Largest head dimension attention() supports.
 constexpr int64_t kMaxHeadDim = 256;
 
-// Stores k[t] and v[t] (n_tokens rows of kv_dim floats) as halves at slot pos[t] of keys and values.
-void kv_store(const float* k, const float* v, const int32_t* pos, int64_t n_tokens, int64_t kv_dim, uint16_t* keys,
-              uint16_t* values, cudaStream_t stream);
+// Where the rows of positions lie in a layer's keys and values.
+struct KvSlots {
+  const int32_t* blocks = nullptr;  // device block table (block ids in position order), or nullptr: slot = position
+  int block_shift = 0;              // log2 of the positions per block (with a block table)
+};
+
+// Stores k[t] and v[t] (n_tokens rows of kv_dim floats) as halves at the slot of position pos[t] (device
+// array) of keys and values.
+void kv_store(const float* k, const float* v, const int32_t* pos, int64_t n_tokens, int64_t kv_dim,
+              const KvSlots& slots, uint16_t* keys, uint16_t* values, cudaStream_t stream);
 
 // Key-range splits attention() uses for n_tokens queries of n_head heads over at most max_kv slots, and the
 // floats of scratch it then needs (0 when it needs none).
 int attention_splits(int64_t n_tokens, int64_t n_head, int64_t max_kv);
 int64_t attention_scratch_floats(int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t max_kv);
 
-// out[t][h] = sum_j softmax_j(scale * q[t][h] . key_j) value_j over slots j <= pos[t], for n_head query heads
-// sharing n_head_kv key/value heads (grouped); q and out are n_tokens rows of n_head * head_dim floats. The
-// query is rounded to F16 first, as the CPU does. head_dim <= kMaxHeadDim; max_kv >= every pos[t] + 1. With
-// few queries (decoding) the keys are split into ranges handled by separate blocks whose partial softmaxes are
-// merged afterwards (flash-decoding), using `scratch` (attention_scratch_floats floats).
-void attention(const float* q, const uint16_t* keys, const uint16_t* values, const int32_t* pos, int64_t n_tokens,
-               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t max_kv, float* scratch,
-               float* out, cudaStream_t stream);
+// out[t][h] = sum_j softmax_j(scale * q[t][h] . key_j) value_j over positions j <= pos[t] (device array), the
+// rows of position j read at its slot (`slots`), for n_head query heads sharing n_head_kv key/value heads
+// (grouped); q and out are n_tokens rows of n_head * head_dim floats. The query is rounded to F16 first, as the
+// CPU does. head_dim <= kMaxHeadDim; max_kv >= every pos[t] + 1. With few queries (decoding) the keys are split
+// into ranges handled by separate blocks whose partial softmaxes are merged afterwards (flash-decoding), using
+// `scratch` (attention_scratch_floats floats). Enqueued after kv_store on the same stream, a query sees the
+// keys and values of every token stored before it, its own call's included.
+void attention(const float* q, const uint16_t* keys, const uint16_t* values, const KvSlots& slots, const int32_t* pos,
+               int64_t n_tokens, int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t max_kv,
+               float* scratch, float* out, cudaStream_t stream);
 
 }  // namespace pginfer::cuda

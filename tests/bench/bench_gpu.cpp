@@ -1,10 +1,12 @@
 // tests/bench/bench_gpu.cpp: decode (batch 1) and prefill throughput of the CUDA backend on synthetic models
 // of real shapes. Not a test: prints tokens/s, the weight bytes read per decoded token over the time per
 // token as a fraction of the GPU's memory bandwidth (--peak-gbs, default an H100 SXM's 3350 GB/s), and
-// prefill TFLOP/s (matrix products only).
+// prefill TFLOP/s (matrix products only), and the serving loop's aggregate decode rate with many sequences
+// (engine/batcher.h over the GPU's paged KV pool) against one sequence through the same loop.
 //
 //   bench_gpu --vocab-dir DIR [--models tinyllama-1.1b:F16,qwen2-0.5b:Q8_0] [--prompt 512] [--gen 64]
 //             [--peak-gbs 3350] [--work DIR]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,11 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/batcher.h"
 #include "engine/cuda_backend.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "engine/synth.h"
+#include "engine/vocab.h"
 
 using namespace pginfer;
 
@@ -49,6 +53,39 @@ double flops_per_token(const Model& m) {
     for (const GgufTensor* t : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down}) f += 2.0 * (double)t->n_elements();
   }
   return f + 2.0 * (double)m.output().n_elements();
+}
+
+// Generated tokens per second of `n_seqs` greedy sequences (distinct 16-token prompts, no end of
+// generation) run together through a Batcher on `backend`, each generating n_gen tokens; -1 on failure.
+double serving_rate(const Model& model, Backend& backend, int64_t n_seqs, int64_t n_gen) {
+  std::unique_ptr<Vocab> vocab;
+  if (!Vocab::load(model.file(), &vocab).ok()) return -1;
+  Batcher::Options bo;
+  bo.max_running = std::max<int64_t>(64, n_seqs);
+  bo.kv_blocks = n_seqs * ((16 + n_gen) / bo.block_size + 2);
+  std::unique_ptr<Batcher> batcher;
+  Status st = Batcher::create(model, backend, bo, &batcher);
+  if (!st.ok()) return std::fprintf(stderr, "batcher: %s\n", st.message().c_str()), -1;
+  GenerateOptions o;
+  o.max_tokens = n_gen;
+  o.stop_at_eog = false;
+  auto job = std::make_shared<BatchJob>();
+  const int64_t V = model.config().n_vocab;
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    auto seq = std::make_unique<BatchSequence>();
+    for (int64_t j = 0; j < 16; ++j) seq->prompt.push_back((int32_t)((1000 + 7919 * i + 104729 * j) % V));
+    seq->max_tokens = n_gen;
+    seq->prefix_caching = false;
+    if (!Generation::create(vocab.get(), seq->prompt, o, &seq->generation).ok()) return -1;
+    job->sequences.push_back(std::move(seq));
+  }
+  const double t0 = now_s();
+  if (!batcher->submit(job).ok()) return -1;
+  std::vector<std::string> pieces;
+  while (!job->wait_for(std::chrono::milliseconds(20), &pieces)) {
+  }
+  if (!job->error().ok()) return std::fprintf(stderr, "serving: %s\n", job->error().message().c_str()), -1;
+  return (double)batcher->stats().generated_tokens.load() / (now_s() - t0);
 }
 
 int run_one(const std::string& shape, const std::string& type_str, const std::string& vocab_dir,
@@ -124,6 +161,14 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
   }
   std::printf("  prefill %lld tokens: %.1f tok/s, %.1f TFLOP/s (matrix products)\n", (long long)n_prompt,
               n_prompt / prefill_s, tflops);
+  // The serving loop: one sequence, then many at once (prompts included in the time; they are short).
+  s.reset();
+  const double one_rate = serving_rate(*model, *gpu, 1, n_gen);
+  for (int64_t n : {(int64_t)16, (int64_t)64}) {
+    const double rate = serving_rate(*model, *gpu, n, n_gen);
+    std::printf("  serving %2lld sequences x %lld tokens: %8.1f tok/s in all; 1 sequence %.1f tok/s; ratio %.1f\n",
+                (long long)n, (long long)n_gen, rate, one_rate, rate / one_rate);
+  }
   // One matrix-vector product alone, repeated (no other kernels between): the kernel's own bandwidth.
   for (const GgufTensor* w : {model->layers()[0].wq, model->layers()[0].ffn_up, &model->output()}) {
     const int64_t k = w->ne[0], rows = w->ne[1], reps = 50;

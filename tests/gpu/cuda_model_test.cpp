@@ -15,20 +15,12 @@
 namespace pginfer {
 namespace {
 
+using testing::greedy_tokens;
 using testing::nmse;
+using testing::prompt_ids;
 using testing::synthetic_model;
 
 constexpr int kNewTokens = 32;
-
-std::vector<int32_t> prompt_ids(int n, int64_t vocab) {
-  std::vector<int32_t> ids(n);
-  uint64_t seed = 3;
-  for (auto& id : ids) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    id = (int32_t)((seed >> 33) % (uint64_t)vocab);
-  }
-  return ids;
-}
 
 class CudaModel : public ::testing::TestWithParam<std::tuple<const char*, TensorType>> {};
 
@@ -70,20 +62,8 @@ TEST_P(CudaModel, GreedyAgreesWithCpu) {
   }
 
   // Free-running.
-  auto greedy = [&](Backend& b) {
-    std::unique_ptr<Session> s;
-    std::vector<int32_t> out;
-    EXPECT_TRUE(Session::create(*model, b, 64, &s).ok());
-    std::vector<float> logits;
-    std::vector<int32_t> next = prompt;
-    for (int i = 0; i < kNewTokens; ++i) {
-      EXPECT_TRUE(s->eval(next, false, &logits).ok());
-      out.push_back(argmax(logits));
-      next = {out.back()};
-    }
-    return out;
-  };
-  const std::vector<int32_t> free_cpu = greedy(*cpu), free_gpu = greedy(*gpu);
+  const std::vector<int32_t> free_cpu = greedy_tokens(*model, *cpu, prompt, kNewTokens);
+  const std::vector<int32_t> free_gpu = greedy_tokens(*model, *gpu, prompt, kNewTokens);
   int prefix = 0;
   while (prefix < kNewTokens && free_cpu[prefix] == free_gpu[prefix]) ++prefix;
 

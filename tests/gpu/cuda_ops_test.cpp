@@ -2,7 +2,10 @@
 // inputs (weights of synthetic models), judged by normalised mean square error. Skips without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <numeric>
+#include <random>
 
 #include "engine/model.h"
 #include "gpu_test_util.h"
@@ -187,6 +190,102 @@ TEST_F(CudaOps, AttentionPromptThenDecode) {
       EXPECT_LT(e, 1e-5) << shape << " n=" << n;
     }
   }
+}
+
+// The paged pool (the serving loop's cache) through a shuffled block table: a prompt chunk, chunks at later
+// positions, single tokens, and a long chunk whose queries split the keys into ranges, each checked against
+// the CPU backend's paged attention over the same table, and against the contiguous CUDA cache, which runs
+// the same kernel over the same values in the same order (so equal to the bit). A second sequence's blocks,
+// written first, must not leak into the first's results.
+TEST_F(CudaOps, PagedAttentionMatchesCpuAndContiguous) {
+  for (const char* shape : {"tiny", "tiny-llama3"}) {
+    Pair p = open(shape, TensorType::F32);
+    const ModelConfig& c = p.model->config();
+    AttentionParams ap;
+    ap.n_head = c.n_head;
+    ap.n_head_kv = c.n_head_kv;
+    ap.head_dim = c.head_dim;
+    ap.scale = 1.0f / std::sqrt((float)c.head_dim);
+    const int64_t n_blocks = 40, block_size = 16, layer = 1;
+    std::unique_ptr<KvPool> pool_cpu, pool_gpu;
+    ASSERT_TRUE(p.cpu->create_kv_pool(2, n_blocks, block_size, c.kv_dim(), &pool_cpu).ok());
+    Status st = p.gpu->create_kv_pool(2, n_blocks, block_size, c.kv_dim(), &pool_gpu);
+    ASSERT_TRUE(st.ok()) << st.message();
+    std::vector<int32_t> table(n_blocks);
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), std::mt19937(5));
+    PagedKvCache seq_cpu(*pool_cpu), seq_gpu(*pool_gpu), other_gpu(*pool_gpu);
+    seq_cpu.blocks = seq_gpu.blocks = std::vector<int32_t>(table.begin(), table.begin() + 30);
+    other_gpu.blocks = std::vector<int32_t>(table.begin() + 30, table.end());
+    std::unique_ptr<KvCache> contiguous;
+    ASSERT_TRUE(p.gpu->create_kv_cache(2, seq_gpu.capacity(), c.kv_dim(), &contiguous).ok());
+
+    // The other sequence: 100 positions of its own.
+    auto run = [&](Backend& b, KvCache& cache, const std::vector<int32_t>& pos, int seed) {
+      const int64_t n = (int64_t)pos.size();
+      std::vector<float> q = random_row(n * c.q_dim(), 30 + seed, 2.0f);
+      std::vector<float> k = random_row(n * c.kv_dim(), 40 + seed, 2.0f);
+      std::vector<float> v = random_row(n * c.kv_dim(), 50 + seed);
+      auto qb = upload(b, q), kb = upload(b, k), vb = upload(b, v);
+      std::unique_ptr<ActivationBuffer> out;
+      EXPECT_TRUE(b.alloc(n * c.q_dim(), &out).ok());
+      b.attention(cache, layer, qb->data(), kb->data(), vb->data(), pos.data(), n, ap, out->data());
+      return download(b, out->data(), n * c.q_dim());
+    };
+    std::vector<int32_t> other_pos(100);
+    std::iota(other_pos.begin(), other_pos.end(), 0);
+    run(*p.gpu, other_gpu, other_pos, 999);
+
+    int32_t next = 0;
+    for (int64_t n : {9, 1, 1, 20, 300, 1, 1, 3, 100}) {
+      std::vector<int32_t> pos(n);
+      for (auto& v : pos) v = next++;
+      const std::vector<float> want = run(*p.cpu, seq_cpu, pos, next);
+      const std::vector<float> paged = run(*p.gpu, seq_gpu, pos, next);
+      const std::vector<float> flat = run(*p.gpu, *contiguous, pos, next);
+      const double e = nmse(paged, want);
+      report(std::string("paged attention ") + shape + " n=" + std::to_string(n) + " at " + std::to_string(pos[0]), e);
+      EXPECT_LT(e, 1e-5) << shape << " n=" << n;
+      EXPECT_EQ(paged, flat) << shape << " n=" << n << ": paged and contiguous differ";
+    }
+    EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
+  }
+}
+
+// A block table that does not cover the positions, or names a block outside the pool, is refused (the
+// backend fails and says why) instead of writing outside the pool.
+TEST_F(CudaOps, PagedAttentionRefusesABadBlockTable) {
+  Pair p = open("tiny", TensorType::F32);
+  const ModelConfig& c = p.model->config();
+  AttentionParams ap;
+  ap.n_head = c.n_head;
+  ap.n_head_kv = c.n_head_kv;
+  ap.head_dim = c.head_dim;
+  ap.scale = 1.0f;
+  std::unique_ptr<KvPool> pool;
+  ASSERT_TRUE(p.gpu->create_kv_pool(1, 4, 16, c.kv_dim(), &pool).ok());
+  PagedKvCache seq(*pool);
+  seq.blocks = {2, 7};  // block 7 does not exist
+  auto q = upload(*p.gpu, random_row(c.q_dim(), 1)), k = upload(*p.gpu, random_row(c.kv_dim(), 2));
+  auto v = upload(*p.gpu, random_row(c.kv_dim(), 3));
+  std::unique_ptr<ActivationBuffer> out;
+  ASSERT_TRUE(p.gpu->alloc(c.q_dim(), &out).ok());
+  const int32_t pos = 20;
+  p.gpu->attention(seq, 0, q->data(), k->data(), v->data(), &pos, 1, ap, out->data());
+  EXPECT_FALSE(p.gpu->health().ok());
+  EXPECT_NE(p.gpu->health().message().find("outside the pool"), std::string::npos) << p.gpu->health().message();
+}
+
+// A pool larger than the device is OutOfMemory, not a crash; the backend stays usable.
+TEST_F(CudaOps, KvPoolTooLargeIsOutOfMemory) {
+  Pair p = open("tiny", TensorType::F32);
+  std::unique_ptr<KvPool> pool;
+  const Status st = p.gpu->create_kv_pool(64, INT32_MAX, 1024, 8192, &pool);
+  EXPECT_EQ(st.code(), StatusCode::OutOfMemory) << st.message();
+  EXPECT_EQ(pool, nullptr);
+  EXPECT_TRUE(p.gpu->health().ok());
+  EXPECT_TRUE(p.gpu->create_kv_pool(2, 8, 16, p.model->config().kv_dim(), &pool).ok());
+  EXPECT_GT(p.gpu->free_device_memory(), 0);
 }
 
 }  // namespace

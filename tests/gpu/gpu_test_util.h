@@ -1,5 +1,5 @@
 // tests/gpu/gpu_test_util.h: what the GPU suites share: the CUDA backend or a clear skip, host<->backend
-// copies, and the normalised mean square error they are judged by.
+// copies, the normalised mean square error they are judged by, and greedy continuations of whole models.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,6 +13,9 @@
 #include "tests/unit/test_data.h"
 #include "engine/backend.h"
 #include "engine/cuda_backend.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
 
 namespace pginfer::testing {
 
@@ -60,6 +63,54 @@ inline double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
   for (size_t i = 0; i < ref.size(); ++i) d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]), s += (double)ref[i] * ref[i];
   if (s == 0) return d == 0 ? 0.0 : INFINITY;
   return d / s;
+}
+
+// n token ids below `vocab`, from a fixed generator started at `seed`.
+inline std::vector<int32_t> prompt_ids(int n, int64_t vocab, uint64_t seed = 3) {
+  std::vector<int32_t> ids(n);
+  for (auto& id : ids) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    id = (int32_t)((seed >> 33) % (uint64_t)vocab);
+  }
+  return ids;
+}
+
+// The greedy continuation of `prompt`: n_new tokens, each the argmax of `backend`'s logits, evaluated one
+// sequence at a time with its own contiguous cache (Session).
+inline std::vector<int32_t> greedy_tokens(const Model& model, Backend& backend, const std::vector<int32_t>& prompt,
+                                          int n_new) {
+  std::unique_ptr<Session> s;
+  std::vector<int32_t> out;
+  EXPECT_TRUE(Session::create(model, backend, (int64_t)prompt.size() + n_new, &s).ok());
+  if (s == nullptr) return out;
+  std::vector<float> logits;
+  std::vector<int32_t> next = prompt;
+  for (int i = 0; i < n_new; ++i) {
+    const Status st = s->eval(next, false, &logits);
+    EXPECT_TRUE(st.ok()) << st.message();
+    if (!st.ok()) break;
+    out.push_back(argmax(logits));
+    next = {out.back()};
+  }
+  return out;
+}
+
+// How many of `tokens`, a continuation of `prompt`, are `backend`'s argmax when it is fed the prompt and the
+// tokens before each (teacher forcing: one disagreement costs one token, not the rest of the sequence).
+inline int teacher_forced_agreement(const Model& model, Backend& backend, const std::vector<int32_t>& prompt,
+                                    const std::vector<int32_t>& tokens) {
+  std::unique_ptr<Session> s;
+  EXPECT_TRUE(Session::create(model, backend, (int64_t)(prompt.size() + tokens.size()), &s).ok());
+  if (s == nullptr) return 0;
+  std::vector<float> logits;
+  std::vector<int32_t> next = prompt;
+  int agree = 0;
+  for (int32_t token : tokens) {
+    EXPECT_TRUE(s->eval(next, false, &logits).ok());
+    agree += argmax(logits) == token;
+    next = {token};
+  }
+  return agree;
 }
 
 

@@ -10,7 +10,8 @@ build=${1:-$root/build-cuda}
 out=$root/build-gpu-bundle
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/vocab"
-for f in tests/gpu/cuda_ops_test tests/gpu/cuda_model_test tests/gpu/bench_gpu tests/common_kernels_test infer \
+for f in tests/gpu/cuda_ops_test tests/gpu/cuda_model_test tests/gpu/cuda_batcher_test tests/gpu/bench_gpu \
+         tests/common_kernels_test infer \
          libpginfer_cuda.so; do
   cp "$build/$f" "$out/bin/"
 done

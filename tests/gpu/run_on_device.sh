@@ -58,9 +58,10 @@ if [ $use_build = 1 ]; then
   b=$root/build-device
   cmake -S "$root" -B "$b" -DCMAKE_BUILD_TYPE=Release -DPG_INFER_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc_bin" \
     -DCMAKE_CUDA_ARCHITECTURES=90 >> "$log" 2>&1 || { say "configure failed"; tail -30 "$log"; exit 4; }
-  cmake --build "$b" -j"$(nproc)" --target cuda_ops_test cuda_model_test bench_gpu common_kernels_test infer \
-    >> "$log" 2>&1 || { say "build failed"; grep -E "error" "$log" | head -30; exit 5; }
-  mkdir -p "$b/bin" && cp "$b"/tests/gpu/{cuda_ops_test,cuda_model_test,bench_gpu} "$b"/tests/common_kernels_test \
+  cmake --build "$b" -j"$(nproc)" --target cuda_ops_test cuda_model_test cuda_batcher_test bench_gpu \
+    common_kernels_test infer >> "$log" 2>&1 || { say "build failed"; grep -E "error" "$log" | head -30; exit 5; }
+  mkdir -p "$b/bin" && cp "$b"/tests/gpu/{cuda_ops_test,cuda_model_test,cuda_batcher_test,bench_gpu} \
+    "$b"/tests/common_kernels_test \
     "$b"/infer "$b"/libpginfer_cuda.so "$b/bin/"
   bin=$b/bin
   say "built ($(elapsed) s): $(probe)"
@@ -91,6 +92,13 @@ grep -E "^\[ +(NMSE|OK|FAILED|PASSED|SKIPPED) +\]|Failure|Expected|Which is|actu
 say "== cuda_model_test ($(elapsed) s)"
 timeout 150 "$bin/cuda_model_test" > "$out/cuda_model_test.txt" 2>&1; say "rc=$?"
 grep -E "AGREE|FAILED|PASSED|SKIPPED|Failure|Expected|Which is" "$out/cuda_model_test.txt" | tail -45 | tee -a "$log"
+say "== cuda_batcher_test ($(elapsed) s)"
+if [ -x "$bin/cuda_batcher_test" ]; then
+  timeout 120 "$bin/cuda_batcher_test" > "$out/cuda_batcher_test.txt" 2>&1; say "rc=$?"
+  grep -E "AGREE|FAILED|PASSED|SKIPPED|Failure|Expected|Which is|differ" "$out/cuda_batcher_test.txt" | tail -30 | tee -a "$log"
+else
+  say "no cuda_batcher_test in $bin (a bundle older than the test: run with --build)"
+fi
 if [ $bench = 1 ]; then
   say "== bench_gpu ($(elapsed) s)"
   name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)

@@ -117,11 +117,15 @@ msg=$(sql -d latin1db -c "SELECT llm_detokenize(ARRAY[$han], 'tiny')" 2>&1 || tr
 echo "     LATIN1: $msg"
 check "text LATIN1 cannot hold is refused clearly" $(echo "$msg" | grep -q 'has no equivalent in encoding "LATIN1"'; echo $?)
 
-# Devices: without a GPU, "cuda" is a clear error and "auto" runs on the CPU.
+# Devices: with a GPU, "cuda" and "auto" load there (the paged KV cache in GPU memory) and serve; without
+# one, "cuda" is a clear error and "auto" runs on the CPU.
 msg=$(psql -X -q -At -v VERBOSITY=verbose -c "SELECT llm_load_model('gpu', 'tiny.gguf', '{\"device\": \"cuda\"}')" 2>&1 || true)
 echo "     device cuda: $(echo "$msg" | head -1)"
 if nvidia-smi >/dev/null 2>&1; then
   check "device cuda loads on a machine with a GPU" $(echo "$msg" | grep -qv ERROR; echo $?)
+  check "a model on the GPU generates" $(sql -c "SELECT llm_generate('Hello', 'gpu', max_tokens => 4)" >/dev/null; echo $?)
+  sql -c "SELECT llm_load_model('auto', 'tiny.gguf', '{\"device\": \"auto\"}')" >/dev/null
+  check "device auto picks the GPU" $([ "$(sql -c "SELECT device FROM llm_models() WHERE name = 'auto'")" = cuda ]; echo $?)
 else
   check "device cuda without a GPU is a clear error" $(echo "$msg" | grep -q 'device "cuda" is not available'; echo $?)
   sql -c "SELECT llm_load_model('auto', 'tiny.gguf', '{\"device\": \"auto\"}')" >/dev/null

@@ -140,7 +140,9 @@ TEST(Batcher, SharedPrefixesAndPreemptionKeepTheTokens) {
           << "row " << i + 1 << " with " << kv_blocks << " blocks";
     }
     EXPECT_GE(b->stats().prefix_hit_tokens.load(), 7 * 48) << "the shared instruction came from the cache";
-    if (kv_blocks == 10) EXPECT_GT(b->stats().preemptions.load(), 0) << "the small pool had to preempt";
+    if (kv_blocks == 10) {
+      EXPECT_GT(b->stats().preemptions.load(), 0) << "the small pool had to preempt";
+    }
   }
 }
 

@@ -138,5 +138,43 @@ TEST(Server, SurvivesMalformedFrames) {
   EXPECT_EQ(c.call(wire::FrameWriter(PGI_MSG_MODELS).frame()).type, PGI_MSG_OK);
 }
 
+// gpu_memory_fraction is a number greater than 0 and at most 1; other values are refused before anything is
+// loaded. On the CPU it is accepted and changes nothing, and a load that ran where it was asked to carries
+// no fallback note (only device auto on the CPU beside a GPU that could not take the model does).
+TEST(Server, ChecksGpuMemoryFraction) {
+  ServerOptions o;
+  o.model_dir = model_dir();
+  o.threads = 2;
+  Server server(o);
+  Connection c(server);
+  const std::string path = testing::synthetic_model("tiny", TensorType::Q8_0);
+  auto load = [&](const std::string& name, const std::string& options) {
+    return c.call(wire::FrameWriter(PGI_MSG_LOAD)
+                      .str(PGI_F_NAME, name)
+                      .str(PGI_F_PATH, path)
+                      .str(PGI_F_OPTIONS, options)
+                      .frame());
+  };
+  for (const char* bad : {"{\"gpu_memory_fraction\": 0}", "{\"gpu_memory_fraction\": 1.5}",
+                          "{\"gpu_memory_fraction\": -0.5}", "{\"gpu_memory_fraction\": \"half\"}"}) {
+    const wire::Frame r = load("bad", bad);
+    ASSERT_EQ(r.type, PGI_MSG_ERROR) << bad;
+    int64_t code = 0;
+    ASSERT_TRUE(fields_of(r).i64(PGI_F_CODE, 0, &code).ok());
+    EXPECT_EQ(code, PGI_ST_INVALID_ARGUMENT) << bad;
+    EXPECT_NE(fields_of(r).str(PGI_F_MESSAGE).find("gpu_memory_fraction"), std::string::npos) << bad;
+  }
+  const wire::Frame unknown = load("bad", "{\"gpu_fraction\": 0.5}");
+  ASSERT_EQ(unknown.type, PGI_MSG_ERROR);
+  EXPECT_NE(fields_of(unknown).str(PGI_F_MESSAGE).find("gpu_memory_fraction"), std::string::npos)
+      << "the known options are listed";
+  int loaded = 0;
+  for (const char* good : {"{\"gpu_memory_fraction\": 0.5, \"device\": \"cpu\"}", "{\"gpu_memory_fraction\": 1}"}) {
+    const wire::Frame r = load("good" + std::to_string(loaded++), good);
+    ASSERT_EQ(r.type, PGI_MSG_OK) << good << ": " << fields_of(r).str(PGI_F_MESSAGE);
+    EXPECT_FALSE(fields_of(r).has(PGI_F_MESSAGE)) << good;
+  }
+}
+
 }  // namespace
 }  // namespace pginfer
