@@ -1,7 +1,8 @@
 // engine/thread_pool.h: a fixed set of worker threads that run one parallel loop at a time.
 //
 // Decoding calls it a few hundred times per token, so dispatch must cost microseconds: workers spin for
-// a short while on an atomic generation counter before falling asleep on a condition variable.
+// a short while on an atomic generation counter before falling asleep on a condition variable, and the caller
+// spins as briefly for the last worker before it sleeps too.
 #pragma once
 
 #include <atomic>
@@ -37,7 +38,8 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;  // workers wait here for a loop
+  std::condition_variable done_;  // the caller waits here for the last worker, after spinning
   std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> next_task_{0};
   std::atomic<int> busy_workers_{0};

@@ -14,6 +14,44 @@ namespace pginfer {
 
 namespace {
 
+// Loops over a fixed number of accumulators, unrolled so that they stay in registers.
+#define PGINFER_ATTN_UNROLL _Pragma("GCC unroll 8")
+
+// Rows ahead whose keys (values) are fetched while a score (a weighted value) is computed: the rows of a
+// paged cache, and a head's slice of each row, are scattered, so without it every row waits for memory.
+constexpr int64_t kPrefetchRows = 8;
+
+// Asks for the `bytes` of a row starting at p, one cache line at a time.
+inline void prefetch_row(const fp16_t* p, int64_t bytes) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
+// Dimensions summed together in registers by sum_slot: 8 vectors of 8 (64 dimensions).
+constexpr int64_t kSlotVecs = 8;
+
+// dst[0 .. 8N) = sum over positions j = s, s + step, ... below n_kv of p[j] * (values row j)[d0 + ...], as
+// fused multiply-adds from zero in position order, the N accumulators kept in registers.
+template <int N>
+inline void sum_slot(const KvRows& values, const float* p, int64_t n_kv, int64_t s, int64_t step, int64_t d0,
+                     float* dst) {
+  __m256 acc[N];
+  PGINFER_ATTN_UNROLL
+  for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t j = s; j < n_kv; j += step) {
+    if (j + step < n_kv) prefetch_row(values.row(j + step) + d0, N * 8 * (int64_t)sizeof(fp16_t));
+    const __m256 pj = _mm256_set1_ps(p[j]);
+    const fp16_t* v = values.row(j) + d0;
+    PGINFER_ATTN_UNROLL
+    for (int i = 0; i < N; ++i) {
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 8 * i))), pj,
+                               acc[i]);
+    }
+  }
+  PGINFER_ATTN_UNROLL
+  for (int i = 0; i < N; ++i) _mm256_store_ps(dst + 8 * i, acc[i]);
+}
+
 }  // namespace
 
 void attend_head_f16_avx2(const float* q, const KvRows& keys, const KvRows& values, int64_t n_kv,
@@ -27,7 +65,9 @@ void attend_head_f16_avx2(const float* q, const KvRows& keys, const KvRows& valu
   // q.k as llama.cpp's tinyBLAS computes an F16 product: one 16-lane accumulator, a fused multiply-add
   // per 16 dimensions, then the 16 lanes summed as a halving tree (hsum16_halves).
   float max_score = -INFINITY;
+  const int64_t row_bytes = head_dim * (int64_t)sizeof(fp16_t);
   for (int64_t j = 0; j < n_kv; ++j) {
+    if (j + kPrefetchRows < n_kv) prefetch_row(keys.row(j + kPrefetchRows), row_bytes);
     const fp16_t* k = keys.row(j);
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     for (int64_t d = 0; d < head_dim; d += 16) {
@@ -65,21 +105,26 @@ void attend_head_f16_avx2(const float* q, const KvRows& keys, const KvRows& valu
   const int64_t n_vec = head_dim / 8;
   constexpr int64_t kSlots = 4 * kGgmlExpLanes;
   const int64_t used = std::min<int64_t>(n_kv, kSlots);
-  alignas(32) float lanes[kSlots][512];
-  for (int64_t j = 0; j < n_kv; ++j) {
-    const __m256 p = _mm256_set1_ps(round_to_fp16(scores[j] * inv_sum));
-    const fp16_t* v = values.row(j);
-    float* acc = lanes[j % kSlots];
-    const bool first = j < kSlots;
-    for (int64_t i = 0; i < n_vec; ++i) {
-      const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 8 * i)));
-      const __m256 prev = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + 8 * i);
-      _mm256_store_ps(acc + 8 * i, _mm256_fmadd_ps(vv, p, prev));
+  // Slot s at lanes + s * head_dim: packed, so that the slots do not fall into the same few L1 sets. Each
+  // slot is summed in registers over its positions s, s + 64, ... (the same multiply-adds in the same order
+  // as position by position), 8 dimensions at a time, and stored once.
+  alignas(32) float lanes[kSlots * 512];
+  // The probabilities as GGML rounds them.
+  for (int64_t j = 0; j < n_kv; ++j) scores[j] = round_to_fp16(scores[j] * inv_sum);
+  for (int64_t c0 = 0; c0 < n_vec; c0 += kSlotVecs) {
+    const int64_t nc = std::min(kSlotVecs, n_vec - c0);
+    for (int64_t s = 0; s < used; ++s) {
+      float* dst = lanes + s * head_dim + 8 * c0;
+      if (nc == kSlotVecs) {
+        sum_slot<kSlotVecs>(values, scores, n_kv, s, kSlots, 8 * c0, dst);
+      } else {
+        for (int64_t i = 0; i < nc; ++i) sum_slot<1>(values, scores, n_kv, s, kSlots, 8 * (c0 + i), dst + 8 * i);
+      }
     }
   }
   auto slot = [&](int64_t a, int64_t l, int64_t i) {
     const int64_t s = a * kGgmlExpLanes + l;
-    return s < used ? _mm256_load_ps(lanes[s] + 8 * i) : _mm256_setzero_ps();
+    return s < used ? _mm256_load_ps(lanes + s * head_dim + 8 * i) : _mm256_setzero_ps();
   };
   for (int64_t i = 0; i < n_vec; ++i) {
     __m256 t[16];
