@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,13 @@ struct AttentionParams {
   float scale = 1.0f;  // applied to q.k before the softmax
 };
 
+// One sequence's share of a batched attention call (Backend::attention_batch): its cache and its number of
+// tokens, whose rows follow the previous chunk's in the call's q, k, v, positions and output.
+struct AttentionChunk {
+  KvCache* kv = nullptr;  // the sequence's cache
+  int64_t n_tokens = 0;   // its tokens in the call
+};
+
 // One compute device. Methods other than those returning Status cannot fail on valid shapes: the model
 // code checks shapes before calling them.
 class Backend {
@@ -111,6 +119,11 @@ class Backend {
                                 std::unique_ptr<KvPool>* out) {
     return unsupported(std::string("the ") + name() + " backend has no paged KV cache");
   }
+  // Whether the executor may compute many rows of logits in one product with output weights of `type`. The
+  // CPU says no for float weights, whose batched products (sgemm) round otherwise than one token's, so that a
+  // sequence's logits do not depend on its neighbours; a GPU, whose batched products round otherwise in every
+  // layer anyway, says yes.
+  virtual bool group_logit_rows(TensorType type) const { return true; }
   // Bytes of device memory free now, for sizing a KV pool; -1 for a backend computing in host memory.
   virtual int64_t free_device_memory() { return -1; }
   // The first failure of an operation that has no error path of its own (a device error, scratch memory
@@ -134,6 +147,23 @@ class Backend {
   virtual void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v,
                          const int32_t* pos, int64_t n_tokens, const AttentionParams& params,
                          float* out) = 0;
+  // attention() for the chunks of several sequences at once (a forward pass's), in one call per layer. Equal to
+  // calling attention() for each chunk in order, provided that no two chunks write the same row and no chunk
+  // reads a row that a later chunk writes: a backend may store every chunk's keys and values before any query
+  // reads (one launch for all), so a chunk may read rows an earlier chunk of the call writes (a shared prefix
+  // block). This default runs the chunks one after the other.
+  virtual void attention_batch(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k,
+                               const float* v, const int32_t* pos, const AttentionParams& params, float* out) {
+    const int64_t q_dim = params.n_head * params.head_dim, kv_dim = params.n_head_kv * params.head_dim;
+    int64_t offset = 0;
+    for (const AttentionChunk& c : chunks) {
+      if (c.n_tokens > 0) {
+        attention(*c.kv, layer, q + offset * q_dim, k + offset * kv_dim, v + offset * kv_dim, pos + offset, c.n_tokens,
+                  params, out + offset * q_dim);
+      }
+      offset += c.n_tokens;
+    }
+  }
   // out = silu(gate) * up, elementwise.
   virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
   // out = a + b, elementwise (out may alias a or b).

@@ -39,11 +39,13 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
   // All tokens of the pass, and each one's position in its own sequence.
   ids_.clear();
   positions_.clear();
+  attention_chunks_.clear();
   for (const SequenceChunk& ch : chunks) {
     for (size_t i = 0; i < ch.ids.size(); ++i) {
       ids_.push_back(ch.ids[i]);
       positions_.push_back((int32_t)(ch.start + (int64_t)i));
     }
+    if (!ch.ids.empty()) attention_chunks_.push_back({ch.kv, (int64_t)ch.ids.size()});
   }
   const int64_t n = (int64_t)ids_.size();
   if (n == 0) return Status::ok_status();
@@ -83,15 +85,9 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     be.matmul(*L.wv, L.bv, xn, n, v);
     be.rope(q, positions_.data(), n, c.n_head, c.head_dim, rope);
     be.rope(k, positions_.data(), n, c.n_head_kv, c.head_dim, rope);
-    // Each sequence attends to its own cache.
-    int64_t offset = 0;
-    for (const SequenceChunk& ch : chunks) {
-      const int64_t m = (int64_t)ch.ids.size();
-      if (m == 0) continue;
-      be.attention(*ch.kv, il, q + offset * c.q_dim(), k + offset * c.kv_dim(), v + offset * c.kv_dim(),
-                   positions_.data() + offset, m, ap, attn + offset * c.q_dim());
-      offset += m;
-    }
+    // Each sequence attends to its own cache; every chunk of the pass in one call (see forward() in the header
+    // for the order of stores and reads it relies on).
+    be.attention_batch(attention_chunks_, il, q, k, v, positions_.data(), ap, attn);
     be.matmul(*L.wo, L.bo, attn, n, xn);
     be.add(x, xn, n * c.n_embd, x);
     // Feed-forward block: x += down(silu(gate * norm(x)) * (up * norm(x))).
@@ -103,10 +99,9 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     be.add(x, xn, n * c.n_embd, x);
   }
 
-  // Logits of the rows the chunks ask for. Quantized output weights take the rows in groups through one
-  // product (the integer kernels round every token on its own, so a row's logits do not depend on its
-  // neighbours); float output weights would go through sgemm tiles that sum in another order, so their
-  // rows go one at a time, rounding exactly as single-token generation does.
+  // Logits of the rows the chunks ask for, in groups of rows through one product where the backend allows it
+  // (Backend::group_logit_rows). Runs of rows that are consecutive tokens are normalised by one call, and
+  // runs whose destinations follow each other are read back by one call.
   struct LogitRow {
     int64_t token;  // index among the pass's tokens
     float* dst;     // where its n_vocab logits go
@@ -122,17 +117,21 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     }
     offset += m;
   }
-  const TensorType out_type = model_.output().type;
-  const bool float_output = out_type == TensorType::F32 || out_type == TensorType::F16 || out_type == TensorType::BF16;
-  const int64_t group = float_output ? 1 : logit_rows_;
+  const int64_t group = be.group_logit_rows(model_.output().type) ? logit_rows_ : 1;
   for (size_t r0 = 0; r0 < rows.size(); r0 += (size_t)group) {
     const int64_t g = std::min<int64_t>(group, (int64_t)(rows.size() - r0));
-    for (int64_t i = 0; i < g; ++i) {
-      be.rms_norm(x + rows[r0 + i].token * c.n_embd, model_.output_norm(), c.norm_eps, 1, c.n_embd,
+    for (int64_t i = 0, run; i < g; i += run) {
+      for (run = 1; i + run < g && rows[r0 + i + run].token == rows[r0 + i].token + run; ++run) {
+      }
+      be.rms_norm(x + rows[r0 + i].token * c.n_embd, model_.output_norm(), c.norm_eps, run, c.n_embd,
                   xn + i * c.n_embd);
     }
     be.matmul(model_.output(), nullptr, xn, g, logits_->data());
-    for (int64_t i = 0; i < g; ++i) be.read(logits_->data() + i * c.n_vocab, c.n_vocab, rows[r0 + i].dst);
+    for (int64_t i = 0, run; i < g; i += run) {
+      for (run = 1; i + run < g && rows[r0 + i + run].dst == rows[r0 + i].dst + run * c.n_vocab; ++run) {
+      }
+      be.read(logits_->data() + i * c.n_vocab, run * c.n_vocab, rows[r0 + i].dst);
+    }
   }
   // A device failure during the pass (its operations have no error path of their own) fails the pass.
   return be.health();

@@ -33,11 +33,13 @@ class Executor {
 
   // Evaluates every chunk in one pass: writes their keys and values at positions start.. of their caches
   // and fills the logits they ask for. The chunks' tokens together must not exceed max_tokens(), and each
-  // cache must have room for its chunk (the caller checks both). In each layer the chunks attend in order,
-  // each writing its keys and values first, so a chunk may read rows that an earlier chunk of the same
-  // pass writes (paged blocks of a shared prefix), never rows of a later one: the scheduler orders chunks
-  // by the time their requests started, which guarantees that. Fails with the backend's health() when one
-  // of its operations failed during the pass.
+  // cache must have room for its chunk (the caller checks both). In each layer all chunks attend through one
+  // Backend::attention_batch call, which gives what attending in chunk order gives, each chunk writing its
+  // keys and values first: a chunk may read rows that an earlier chunk of the same pass writes (paged blocks
+  // of a shared prefix), never rows that a later one writes, and no two chunks write the same row. The
+  // scheduler orders chunks by the time their requests started and a shared block is written by one chunk
+  // only, which guarantees that. Fails with the backend's health() when one of its operations failed during
+  // the pass.
   Status forward(std::span<const SequenceChunk> chunks);
 
   // Largest number of tokens in one pass.
@@ -57,6 +59,7 @@ class Executor {
   int64_t logit_rows_ = 0;  // rows logits_ holds
   std::unique_ptr<ActivationBuffer> x_, xn_, q_, k_, v_, attn_, gate_, up_, logits_;
   std::vector<int32_t> ids_, positions_;
+  std::vector<AttentionChunk> attention_chunks_;  // the pass's non-empty chunks, for attention_batch
 };
 
 }  // namespace pginfer

@@ -9,6 +9,7 @@
 
 #include "engine/model.h"
 #include "gpu_test_util.h"
+#include "tests/unit/attention_batch_case.h"
 #include "test_models.h"
 
 namespace pginfer {
@@ -248,6 +249,34 @@ TEST_F(CudaOps, PagedAttentionMatchesCpuAndContiguous) {
       EXPECT_LT(e, 1e-5) << shape << " n=" << n;
       EXPECT_EQ(paged, flat) << shape << " n=" << n << ": paged and contiguous differ";
     }
+    EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
+  }
+}
+
+// One serving step's chunks (decode tokens after histories, a prompt, a prompt sharing the block that prompt
+// writes in the same call; tests/unit/attention_batch_case.h) in one attention_batch call, which the CUDA backend
+// runs as one store and one attention launch over every sequence's block table: what per-chunk CUDA calls give
+// (the same kernel; only the key ranges a token is split into may differ, so float rounding apart) and what the
+// CPU backend gives. For both GPU paths the model's head shapes, grouped heads included.
+TEST_F(CudaOps, BatchedAttentionMatchesPerChunkAndCpu) {
+  for (const char* shape : {"tiny", "tiny-llama3"}) {
+    Pair p = open(shape, TensorType::F32);
+    const ModelConfig& c = p.model->config();
+    AttentionParams ap;
+    ap.n_head = c.n_head;
+    ap.n_head_kv = c.n_head_kv;
+    ap.head_dim = c.head_dim;
+    ap.scale = 1.0f / std::sqrt((float)c.head_dim);
+    const std::vector<float> want = testing::run_attention_batch_case(*p.cpu, ap, false);
+    const std::vector<float> per_chunk = testing::run_attention_batch_case(*p.gpu, ap, false);
+    const std::vector<float> batched = testing::run_attention_batch_case(*p.gpu, ap, true);
+    ASSERT_EQ(batched.size(), want.size());
+    const double e_cpu = nmse(batched, want), e_chunks = nmse(batched, per_chunk);
+    report(std::string("batched attention ") + shape + " vs cpu", e_cpu);
+    report(std::string("batched attention ") + shape + " vs per-chunk", e_chunks);
+    EXPECT_LT(e_cpu, 1e-5) << shape;
+    EXPECT_LT(e_chunks, 1e-10) << shape;
+    EXPECT_LT(nmse(per_chunk, want), 1e-5) << shape;
     EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
   }
 }

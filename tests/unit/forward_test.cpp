@@ -11,6 +11,7 @@
 #include "engine/executor.h"
 #include "engine/session.h"
 #include "kernels/cpu/quant.h"
+#include "tests/unit/attention_batch_case.h"
 #include "test_models.h"
 
 namespace pginfer {
@@ -405,6 +406,21 @@ TEST(CpuBackend, MatmulPathsAgree) {
       EXPECT_LT(err, 1e-5 * mag) << type_name(type) << " token " << t;
     }
   }
+}
+
+// Backend::attention_batch's default (the CPU backend's) runs the chunks in order: bit for bit what per-chunk
+// attention calls give, a chunk reading a shared block that an earlier chunk of the call writes included.
+TEST(CpuBackend, AttentionBatchEqualsPerChunkCalls) {
+  std::unique_ptr<Backend> cpu = make_cpu_backend({2});
+  AttentionParams ap;
+  ap.n_head = 4;
+  ap.n_head_kv = 2;
+  ap.head_dim = 64;
+  ap.scale = 0.125f;
+  const std::vector<float> per_chunk = testing::run_attention_batch_case(*cpu, ap, false);
+  const std::vector<float> batched = testing::run_attention_batch_case(*cpu, ap, true);
+  ASSERT_FALSE(per_chunk.empty());
+  EXPECT_EQ(batched, per_chunk);
 }
 
 }  // namespace
