@@ -27,6 +27,9 @@ inline void prefetch_row(const fp16_t* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
 }
 
+// 8 floats rounded to the nearest F16 values (F16C, as fp32_to_fp16 emulates it) and back.
+inline __m256 round8_to_fp16(__m256 x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+
 // Dimensions summed together in registers by sum_slot: 8 vectors of 8 (64 dimensions).
 constexpr int64_t kSlotVecs = 8;
 
@@ -61,7 +64,7 @@ void attend_head_f16_avx2(const float* q, const KvRows& keys, const KvRows& valu
     return;
   }
   alignas(32) float qr[512];
-  for (int64_t d = 0; d < head_dim; ++d) qr[d] = round_to_fp16(q[d]);
+  for (int64_t d = 0; d < head_dim; d += 8) _mm256_store_ps(qr + d, round8_to_fp16(_mm256_loadu_ps(q + d)));
   // q.k as llama.cpp's tinyBLAS computes an F16 product: one 16-lane accumulator, a fused multiply-add
   // per 16 dimensions, then the 16 lanes summed as a halving tree (hsum16_halves).
   float max_score = -INFINITY;
@@ -110,7 +113,12 @@ void attend_head_f16_avx2(const float* q, const KvRows& keys, const KvRows& valu
   // as position by position), 8 dimensions at a time, and stored once.
   alignas(32) float lanes[kSlots * 512];
   // The probabilities as GGML rounds them.
-  for (int64_t j = 0; j < n_kv; ++j) scores[j] = round_to_fp16(scores[j] * inv_sum);
+  const __m256 inv_sum_v = _mm256_set1_ps(inv_sum);
+  int64_t j8 = 0;
+  for (; j8 + 8 <= n_kv; j8 += 8) {
+    _mm256_storeu_ps(scores + j8, round8_to_fp16(_mm256_mul_ps(_mm256_loadu_ps(scores + j8), inv_sum_v)));
+  }
+  for (; j8 < n_kv; ++j8) scores[j8] = round_to_fp16(scores[j8] * inv_sum);
   for (int64_t c0 = 0; c0 < n_vec; c0 += kSlotVecs) {
     const int64_t nc = std::min(kSlotVecs, n_vec - c0);
     for (int64_t s = 0; s < used; ++s) {
