@@ -96,6 +96,26 @@ void dequantize_q8_k(const BlockQ8_K* x, float* y, int64_t nb) {
   }
 }
 
+// Q4_0 as GGML's reference quantizer: the value of largest magnitude maps to -8.
+void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK4_0) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQK4_0; ++j) {
+      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK4_0 / 2; ++j) {
+      const int a = std::min(15, (int)(int8_t)(x[j] * id + 8.5f));
+      const int b = std::min(15, (int)(int8_t)(x[j + kQK4_0 / 2] * id + 8.5f));
+      y[i].qs[j] = (uint8_t)(a | (b << 4));
+    }
+  }
+}
+
+}  // namespace
+
 // Q8_0 as llama.cpp's x86 builds quantize activations: ggml-cpu's AVX/AVX2 quantize_row_q8_0 (also what
 // its AVX-512 builds run) takes d = amax / 127 (stored as F16, rounded to nearest even as F16C does) but
 // multiplies by id = 127 / amax rather than 1 / d, and rounds x * id with _mm256_round_ps(_MM_ROUND_NEAREST),
@@ -116,26 +136,6 @@ void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
     for (int j = 0; j < kQK8_0; ++j) y[i].qs[j] = (int8_t)nearest_int(x[j] * id);  // |x * id| <= 127
   }
 }
-
-// Q4_0 as GGML's reference quantizer: the value of largest magnitude maps to -8.
-void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t nb) {
-  for (int64_t i = 0; i < nb; ++i, x += kQK4_0) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQK4_0; ++j) {
-      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
-    }
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[i].d = fp32_to_fp16(d);
-    for (int j = 0; j < kQK4_0 / 2; ++j) {
-      const int a = std::min(15, (int)(int8_t)(x[j] * id + 8.5f));
-      const int b = std::min(15, (int)(int8_t)(x[j + kQK4_0 / 2] * id + 8.5f));
-      y[i].qs[j] = (uint8_t)(a | (b << 4));
-    }
-  }
-}
-
-}  // namespace
 
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
   static const bool use_avx2 = simd_level() >= SimdLevel::Avx2;
@@ -186,7 +186,10 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
       return;
     }
     case TensorType::Q4_0: return quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n / kQK4_0);
-    case TensorType::Q8_0: return quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n / kQK8_0);
+    case TensorType::Q8_0: {
+      static const bool use_avx2 = simd_level() >= SimdLevel::Avx2;
+      return (use_avx2 ? quantize_q8_0_avx2 : quantize_q8_0)(src, static_cast<BlockQ8_0*>(dst), n / kQK8_0);
+    }
     case TensorType::Q4_K: return quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n / kQK_K);
     case TensorType::Q5_K: return quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n / kQK_K);
     case TensorType::Q6_K: return quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n / kQK_K);

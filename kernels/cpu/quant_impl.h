@@ -34,6 +34,10 @@ inline int nearest_int(float x) {
   return (i & 0x007fffff) - 0x00400000;
 }
 
+// quantize_q8_0 (quant.cpp) with AVX2 + F16C: the same bytes for every finite input (quant_avx2.cpp).
+void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb);
+void quantize_q8_0_avx2(const float* x, BlockQ8_0* y, int64_t nb);
+
 // AVX2 dequantization of F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K rows (dequant_avx2.cpp).
 void dequantize_row_avx2(TensorType type, const void* src, float* dst, int64_t n);
 

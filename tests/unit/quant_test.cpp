@@ -159,6 +159,34 @@ void expect_decodes(TensorType type, const void* blocks, const std::vector<float
   }
 }
 
+// Activations quantize to the same Q8_0 bytes with AVX2 as with the scalar code: random scales, exact
+// halves (ties round to even), zeros, one huge value per block, tiny and denormal values.
+TEST(QuantEncode, Q8_0Avx2EqualsScalar) {
+  if (machine_simd_level() < SimdLevel::Avx2) GTEST_SKIP() << "no AVX2 here";
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t nb = 512;
+  std::vector<float> x(nb * 32);
+  for (int64_t b = 0; b < nb; ++b) {
+    const float scale = std::ldexp(1.0f, (int)(b % 60) - 40);
+    for (int j = 0; j < 32; ++j) {
+      float v = nd(rng) * scale;
+      if (b % 7 == 1) v = (float)((int)(rng() % 255) - 127) * 0.5f;  // x * 127 / 127 lands on halves
+      if (b % 7 == 2) v = 0.0f;
+      if (b % 7 == 3 && j == 5) v = 1e30f;
+      if (b % 7 == 4) v = std::ldexp(nd(rng), -140);  // denormal
+      x[b * 32 + j] = v;
+    }
+  }
+  std::vector<BlockQ8_0> a(nb), b(nb);
+  quantize_q8_0(x.data(), a.data(), nb);
+  quantize_q8_0_avx2(x.data(), b.data(), nb);
+  for (int64_t i = 0; i < nb; ++i) {
+    ASSERT_EQ(a[i].d, b[i].d) << "block " << i;
+    ASSERT_EQ(0, std::memcmp(a[i].qs, b[i].qs, 32)) << "block " << i;
+  }
+}
+
 TEST(QuantDecode, Q8_0) {
   BlockQ8_0 b[2];
   b[0].d = 0x3800;  // 0.5
