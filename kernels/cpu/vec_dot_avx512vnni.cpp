@@ -176,17 +176,21 @@ void dot_q8_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_
                           int64_t n_tokens, float* out, int64_t ldo) {
   const int64_t nb = n / kQK8_0;
   const PackedQ8_0* p = reinterpret_cast<const PackedQ8_0*>(packed);
-  for_row_groups<4>(rows, w, row_stride, out, [&]<int R>(const uint8_t* w0, size_t step, float* o, int64_t os) {
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedTokens) {
-      const int64_t valid = std::min<int64_t>(kPackedTokens, n_tokens - t0);
-      const PackedQ8_0* g = p + (t0 / kPackedTokens) * nb;
-      if (valid > Lanes8::kLanes) {
-        packed_tile<Lanes16, R>(nb, w0, step, g, valid, o + t0 * ldo, os, ldo);
-      } else {
-        packed_tile<Lanes8, R>(nb, w0, step, g, valid, o + t0 * ldo, os, ldo);
-      }
-    }
-  });
+  // Token groups outside, rows inside: one group's packed activations (nb * 576 bytes) stay in L1 while the
+  // rows, a cache-sized band (the caller's), are read from L2 once per group. (Rows outside read every
+  // group from L2 or beyond for every 4 rows: 73 against 96 GMAC/s at 512 tokens of 768 values.)
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedTokens) {
+    const int64_t valid = std::min<int64_t>(kPackedTokens, n_tokens - t0);
+    const PackedQ8_0* g = p + (t0 / kPackedTokens) * nb;
+    for_row_groups<4>(rows, w, row_stride, out + t0 * ldo,
+                      [&]<int R>(const uint8_t* w0, size_t step, float* o, int64_t os) {
+                        if (valid > Lanes8::kLanes) {
+                          packed_tile<Lanes16, R>(nb, w0, step, g, valid, o, os, ldo);
+                        } else {
+                          packed_tile<Lanes8, R>(nb, w0, step, g, valid, o, os, ldo);
+                        }
+                      });
+  }
 }
 
 }  // namespace pginfer

@@ -6,7 +6,9 @@
 #   2. time to first token of a new session after a ~1,500-token prefix another session used, against cold;
 #   3. no prefix shared at all: throughput with the prefix cache against the cache turned off;
 #   4. 16 concurrent sessions generating 64 tokens each against one session alone.
-# Needs root (installs the extension; the server runs as the postgres account).
+# Each figure is the best of a few runs, ours and the peer's alternating (these machines are shared and noisy:
+# the best run is the one least disturbed). Needs root (installs the extension; the server runs as the
+# postgres account).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -29,21 +31,32 @@ INSERT INTO tickets SELECT i, 'ticket ' || i || ': ' || repeat('the screen stays
   FROM generate_series(1, 64) i;
 SQL
 instruction="Classify the support ticket below as billing, access, bug or feature. $(for i in $(seq 1 24); do printf 'Answer with one word and nothing else. '; done)"
-t0=$(now_ms)
-sql -c "SET client_min_messages = warning" \
-    -c "CALL llm_annotate('tickets', 'label', '$instruction Ticket: {body} Label:', 'bench', max_tokens => 8, batch_size => 64)"
-t1=$(now_ms)
-rows=$(sql -c "SELECT count(label) FROM tickets")
+max() { awk -v a="$1" -v b="$2" 'BEGIN {print (a > b ? a : b)}'; }
+sql -c "SELECT json_agg(llm_tokenize('$instruction Ticket: ' || body || ' Label:', 'bench') ORDER BY id) FROM tickets" \
+  >"$work/rows.json"
+ours=0; theirs=0; first_ms=""
+for run in 1 2; do
+  # Each run starts with an empty prefix cache (the model loaded again), as llama.cpp's starts a new context.
+  sql -c "UPDATE tickets SET label = NULL" -c "SELECT llm_unload_model('bench')" \
+      -c "SELECT llm_load_model('bench', 'bench.gguf')" -c "SELECT llm_generate('warm up', 'bench', max_tokens => 2)" \
+      >/dev/null
+  t0=$(now_ms)
+  sql -c "SET client_min_messages = warning" \
+      -c "CALL llm_annotate('tickets', 'label', '$instruction Ticket: {body} Label:', 'bench', max_tokens => 8, batch_size => 64)"
+  t1=$(now_ms)
+  rows=$(sql -c "SELECT count(label) FROM tickets")
+  ours=$(max "$ours" "$(awk -v r=$rows -v ms=$((t1 - t0)) 'BEGIN {printf "%.2f", r / (ms / 1000)}')")
+  first_ms=${first_ms:-$((t1 - t0))}
+  # llama.cpp on the same token ids: 16 parallel sequences of one context, each keeping its history.
+  if command -v node >/dev/null; then
+    theirs=$(max "$theirs" "$(node "$here/annotate_llama.mjs" --model "$PG_MODELS/bench.gguf" --rows "$work/rows.json" \
+      --gen 8 --sequences 16 --threads 2 | sed 's/.*"rows_per_s":\([0-9.]*\).*/\1/')")
+  fi
+done
 hit=$(sql -c "SELECT round(prefix_hit_rate::numeric, 3) FROM llm_stats() WHERE model = 'bench'")
-ours=$(awk -v r=$rows -v ms=$((t1 - t0)) 'BEGIN {printf "%.2f", r / (ms / 1000)}')
-echo "annotate: $rows rows in $((t1 - t0)) ms = $ours rows/s (prefix hit rate so far $hit)"
-# llama.cpp on the same token ids: 16 parallel sequences of one context, each keeping its history.
+echo "annotate: $rows rows, best of 2 runs $ours rows/s (the first took $first_ms ms; prefix hit rate $hit)"
 if command -v node >/dev/null; then
-  sql -c "SELECT json_agg(llm_tokenize('$instruction Ticket: ' || body || ' Label:', 'bench') ORDER BY id) FROM tickets" \
-    >"$work/rows.json"
-  theirs=$(node "$here/annotate_llama.mjs" --model "$PG_MODELS/bench.gguf" --rows "$work/rows.json" --gen 8 \
-    --sequences 16 --threads 2 | sed 's/.*"rows_per_s":\([0-9.]*\).*/\1/')
-  echo "annotate, llama.cpp (node-llama-cpp, 16 sequences with history): $(printf '%.2f' "$theirs") rows/s;" \
+  echo "annotate, llama.cpp (node-llama-cpp, 16 sequences with history), best of 2: $(printf '%.2f' "$theirs") rows/s;" \
     "ours / llama.cpp = $(awk -v a=$ours -v b=$theirs 'BEGIN {printf "%.2f", a / b}') (goal >= 3)"
 fi
 
@@ -65,9 +78,13 @@ run_batch() {  # run_batch on|off SALT: ms for 32 distinct prompts, 16 new token
   b=$(now_ms)
   echo $((b - a))
 }
-on=$(run_batch on a); off=$(run_batch off b); on2=$(run_batch on c); off2=$(run_batch off d)
-echo "no shared prefix: prefix cache on $((on + on2)) ms, off $((off + off2)) ms for 2 x 32 prompts:" \
-  "throughput with the cache $(awk -v a=$((on + on2)) -v b=$((off + off2)) 'BEGIN {printf "%.1f", (b / a - 1) * 100}')% vs without (goal >= -2%)"
+min() { awk -v a="$1" -v b="$2" 'BEGIN {print (a < b ? a : b)}'; }
+on=999999999; off=999999999
+for salt in a b c; do
+  on=$(min "$on" "$(run_batch on "on$salt")"); off=$(min "$off" "$(run_batch off "off$salt")")
+done
+echo "no shared prefix: 32 prompts, best of 3 alternating runs: prefix cache on $on ms, off $off ms:" \
+  "throughput with the cache $(awk -v a=$on -v b=$off 'BEGIN {printf "%.1f", (b / a - 1) * 100}')% vs without (goal >= -2%)"
 
 # 4. 16 concurrent sessions against one.
 cat >"$work/gen64.sql" <<'SQL'
@@ -83,6 +100,7 @@ rate() {
   after=$(sql -c "SELECT generated_tokens FROM llm_stats() WHERE model = 'bench'")
   awk -v n=$((after - before)) -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f", n / (ns / 1e9)}'
 }
-one=$(rate 1); sixteen=$(rate 16)
-echo "batching: 1 session ${one} tok/s; 16 concurrent sessions ${sixteen} tok/s in all;" \
+one=0; sixteen=0
+for run in 1 2; do one=$(max "$one" "$(rate 1)"); sixteen=$(max "$sixteen" "$(rate 16)"); done
+echo "batching, best of 2: 1 session ${one} tok/s; 16 concurrent sessions ${sixteen} tok/s in all;" \
   "ratio $(awk -v a=$sixteen -v b=$one 'BEGIN {printf "%.2f", a / b}') (goal >= 4)"
