@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -192,55 +193,50 @@ class CpuBackend : public Backend {
     });
   }
 
-  void attention(KvCache& cache_base, int64_t layer, const float* q, const float* k, const float* v,
-                 const int32_t* pos, int64_t n_tokens, const AttentionParams& p, float* out) override {
-    // Where each position's row lies: slot = position in a contiguous cache, through the block table in a
-    // paged one.
-    fp16_t* keys;
-    fp16_t* values;
-    int64_t kv_dim;
-    const int32_t* blocks = nullptr;
-    int shift = 0;
-    if (PagedKvCache* paged = cache_base.as_paged()) {
-      CpuKvPool& pool = static_cast<CpuKvPool&>(paged->pool());
-      keys = pool.keys(layer);
-      values = pool.values(layer);
-      kv_dim = pool.kv_dim();
-      blocks = paged->blocks.data();
-      shift = pool.block_shift();
-    } else {
-      CpuKvCache& cache = static_cast<CpuKvCache&>(cache_base);
-      keys = cache.keys(layer);
-      values = cache.values(layer);
-      kv_dim = cache.kv_dim();
-    }
-    auto slot = [&](int64_t position) {
-      return blocks == nullptr ? position
-                               : ((int64_t)blocks[position >> shift] << shift) | (position & ((1 << shift) - 1));
-    };
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      fp16_t* kd = keys + slot(pos[t]) * kv_dim;
-      fp16_t* vd = values + slot(pos[t]) * kv_dim;
-      for (int64_t i = 0; i < kv_dim; ++i) {
-        kd[i] = fp32_to_fp16(k[t * kv_dim + i]);
-        vd[i] = fp32_to_fp16(v[t * kv_dim + i]);
+  void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v, const int32_t* pos,
+                 int64_t n_tokens, const AttentionParams& p, float* out) override {
+    const AttentionChunk chunk{&cache, n_tokens};
+    attention_batch(std::span<const AttentionChunk>(&chunk, 1), layer, q, k, v, pos, p, out);
+  }
+
+  // Every chunk's keys and values stored first (in chunk order), then one parallel loop over every token and
+  // head of the call: each (token, head) computes exactly what a call per chunk computes, since no chunk
+  // reads a row that a later chunk writes (Backend::attention_batch), with one dispatch for all sequences.
+  void attention_batch(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k,
+                       const float* v, const int32_t* pos, const AttentionParams& p, float* out) override {
+    const int64_t kv_dim = p.n_head_kv * p.head_dim, q_dim = p.n_head * p.head_dim;
+    views_.clear();
+    token_view_.clear();
+    int64_t offset = 0;
+    for (const AttentionChunk& c : chunks) {
+      const RowsOfLayer rows = rows_of(*c.kv, layer);
+      for (int64_t t = offset; t < offset + c.n_tokens; ++t) {
+        fp16_t* kd = rows.keys + rows.slot(pos[t]) * rows.kv_dim;
+        fp16_t* vd = rows.values + rows.slot(pos[t]) * rows.kv_dim;
+        for (int64_t i = 0; i < kv_dim; ++i) {
+          kd[i] = fp32_to_fp16(k[t * kv_dim + i]);
+          vd[i] = fp32_to_fp16(v[t * kv_dim + i]);
+        }
+        token_view_.push_back((int32_t)views_.size());
       }
+      views_.push_back(rows);
+      offset += c.n_tokens;
     }
     const int64_t group = p.n_head / p.n_head_kv;
-    const int64_t q_dim = p.n_head * p.head_dim;
-    pool_.parallel_for(n_tokens * p.n_head, [&](int64_t task, int thread) {
+    pool_.parallel_for(offset * p.n_head, [&](int64_t task, int thread) {
       const int64_t t = task / p.n_head;
       const int64_t h = task % p.n_head;
       const int64_t kvh = h / group;
+      const RowsOfLayer& rows = views_[token_view_[t]];
       const int64_t n_kv = (int64_t)pos[t] + 1;
       std::vector<float>& scores = scratch_[thread].scores;
       if ((int64_t)scores.size() < n_kv) scores.resize(n_kv);
       KvRows key_rows, value_rows;
-      key_rows.base = keys + kvh * p.head_dim;
-      value_rows.base = values + kvh * p.head_dim;
-      key_rows.stride = value_rows.stride = kv_dim;
-      key_rows.blocks = value_rows.blocks = blocks;
-      key_rows.block_shift = value_rows.block_shift = shift;
+      key_rows.base = rows.keys + kvh * p.head_dim;
+      value_rows.base = rows.values + kvh * p.head_dim;
+      key_rows.stride = value_rows.stride = rows.kv_dim;
+      key_rows.blocks = value_rows.blocks = rows.blocks;
+      key_rows.block_shift = value_rows.block_shift = rows.shift;
       attend_head_f16(q + t * q_dim + h * p.head_dim, key_rows, value_rows, n_kv, p.head_dim, p.scale, scores.data(),
                       out + t * q_dim + h * p.head_dim);
     });
@@ -277,6 +273,38 @@ class CpuBackend : public Backend {
   const float* floats_of(const GgufTensor& t) const {
     if (t.type == TensorType::F32) return reinterpret_cast<const float*>(t.data);
     return floats_.at(&t).data();
+  }
+
+  // Where one layer's rows of a cache lie: slot = position in a contiguous cache, through the block table in a
+  // paged one.
+  struct RowsOfLayer {
+    fp16_t* keys = nullptr;
+    fp16_t* values = nullptr;
+    int64_t kv_dim = 0;
+    const int32_t* blocks = nullptr;
+    int shift = 0;
+    int64_t slot(int64_t position) const {
+      return blocks == nullptr ? position
+                               : ((int64_t)blocks[position >> shift] << shift) | (position & ((1 << shift) - 1));
+    }
+  };
+
+  static RowsOfLayer rows_of(KvCache& cache, int64_t layer) {
+    RowsOfLayer r;
+    if (PagedKvCache* paged = cache.as_paged()) {
+      CpuKvPool& pool = static_cast<CpuKvPool&>(paged->pool());
+      r.keys = pool.keys(layer);
+      r.values = pool.values(layer);
+      r.kv_dim = pool.kv_dim();
+      r.blocks = paged->blocks.data();
+      r.shift = pool.block_shift();
+    } else {
+      CpuKvCache& c = static_cast<CpuKvCache&>(cache);
+      r.keys = c.keys(layer);
+      r.values = c.values(layer);
+      r.kv_dim = c.kv_dim();
+    }
+    return r;
   }
 
   // Runs fn(t) for every token, in parallel when there are several.
@@ -353,6 +381,8 @@ class CpuBackend : public Backend {
   std::vector<Scratch> scratch_;
   std::vector<uint8_t> act_;  // quantized activations of the current product
   TokenActivations tokens_;   // the same, prepared for dot_rows_tokens
+  std::vector<RowsOfLayer> views_;    // an attention call's caches, one per chunk
+  std::vector<int32_t> token_view_;   // each token's entry in views_
   std::vector<float> xr_;     // rounded activations of the current product
   std::unordered_map<const GgufTensor*, std::vector<float>> floats_;
 };

@@ -49,11 +49,24 @@ Status validate_sampling(const SamplingParams& p) {
 }
 
 int32_t argmax(std::span<const float> logits) {
-  int32_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i) {
-    if (logits[i] > logits[best]) best = (int32_t)i;
+  const size_t n = logits.size();
+  if (n == 0 || std::isnan(logits[0])) return 0;  // nothing compares greater than a NaN first value
+  // The largest value, in 8 independent running maxima (NaNs never win a comparison), then the first index
+  // holding it: the same answer as one pass keeping the first strict maximum, several times faster (a
+  // batch of sequences takes one argmax of 32k-150k logits each per token).
+  float lane[8];
+  for (float& m : lane) m = logits[0];
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) lane[k] = logits[i + k] > lane[k] ? logits[i + k] : lane[k];
   }
-  return best;
+  float best = lane[0];
+  for (int k = 1; k < 8; ++k) best = lane[k] > best ? lane[k] : best;
+  for (; i < n; ++i) best = logits[i] > best ? logits[i] : best;
+  for (size_t j = 0; j < n; ++j) {
+    if (logits[j] == best) return (int32_t)j;
+  }
+  return 0;
 }
 
 void Sampler::accept(int32_t token) {

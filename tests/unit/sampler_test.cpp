@@ -2,6 +2,8 @@
 // parameter checks, and stop strings that span tokens.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cmath>
 #include <map>
 #include <set>
@@ -32,6 +34,27 @@ TEST(Sampler, GreedyIsArgmax) {
   Sampler s({.temperature = 0.0f});
   EXPECT_EQ(s.sample(kLogits), 0);
   EXPECT_EQ(argmax(std::vector<float>{1, 3, 3, 2}), 1);  // the first of equal ones
+}
+
+// argmax equals one pass keeping the first strict maximum, on every length (the 8-lane part and the tail),
+// with ties, NaNs (never chosen, except a NaN first value) and infinities.
+TEST(Sampler, ArgmaxEqualsTheFirstStrictMaximum) {
+  auto naive = [](const std::vector<float>& v) {
+    int32_t best = 0;
+    for (size_t i = 1; i < v.size(); ++i) {
+      if (v[i] > v[best]) best = (int32_t)i;
+    }
+    return best;
+  };
+  std::mt19937 rng(4);
+  for (int round = 0; round < 3000; ++round) {
+    std::vector<float> v(1 + rng() % 40);
+    for (float& x : v) {
+      const uint32_t r = rng() % 20;
+      x = r == 0 ? NAN : r == 1 ? INFINITY : r == 2 ? -INFINITY : r == 3 ? -0.0f : (float)(int)(rng() % 7) - 3.0f;
+    }
+    ASSERT_EQ(argmax(v), naive(v)) << "round " << round;
+  }
 }
 
 TEST(Sampler, TemperatureOneFollowsTheDistribution) {
