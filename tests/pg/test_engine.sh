@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/pg/test_engine.sh BUILD_DIR: what pg_regress cannot show, on a scratch server with pg_infer:
 #   - 16 sessions generating at once all get the text each prompt gives alone;
+#   - a parallel query's workers call the engine at once, share its passes, and get the text of each alone;
 #   - a cancel frees the engine's sequence within 100 ms;
 #   - kill -9 of the engine: waiting sessions fail at once with a clear error, the server does not go
 #     through crash recovery, and the next call works once the supervisor has restarted the engine;
@@ -47,6 +48,40 @@ same=0
 for i in $(seq 1 16); do cmp -s "$work/alone.$i" "$work/together.$i" && same=$((same + 1)); done
 echo "     16 concurrent sessions: $same/16 got the text of their prompt alone"
 check "16 concurrent sessions get correct results" $([ $same = 16 ]; echo $?)
+
+# A parallel query: llm_generate is PARALLEL SAFE, so the workers evaluate it, their calls reach the engine
+# at once and share its passes (active sequences above 1 while it runs); every row gets what its prompt gives
+# alone.
+sql >/dev/null <<'SQL'
+CREATE TABLE prompts (id int, body text, pad char(1000)) WITH (fillfactor = 10, parallel_workers = 4);
+INSERT INTO prompts SELECT i, 'Row ' || i || ' begins', '' FROM generate_series(1, 24) i;  -- a page per row
+SQL
+parallel="SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+          SET max_parallel_workers_per_gather = 4;"
+query="SELECT id, llm_generate(body, 'tiny', max_tokens => 64) FROM prompts"
+plan=$(sql -c "$parallel" -c "EXPLAIN (VERBOSE, COSTS OFF) $query")
+check "llm_generate runs in the parallel workers" \
+  $(echo "$plan" | grep -A2 "Parallel Seq Scan" | grep -q "Output: id, llm_generate"; echo $?)
+sql -c "$query ORDER BY id" >"$work/rows.alone"
+# A second session samples the engine's running sequences every few milliseconds while the query runs.
+sql -c "CREATE FUNCTION peak_active(seconds float8) RETURNS int LANGUAGE plpgsql AS \$\$
+        DECLARE peak int := 0; stop timestamptz := clock_timestamp() + seconds * interval '1 second';
+        BEGIN
+          WHILE clock_timestamp() < stop LOOP
+            peak := greatest(peak, (SELECT active_sequences FROM llm_stats() WHERE model = 'tiny'));
+            PERFORM pg_sleep(0.002);
+          END LOOP;
+          RETURN peak;
+        END \$\$" >/dev/null
+sql -c "SELECT peak_active(3)" >"$work/peak" &
+sampler_pid=$!
+sql -c "$parallel" -c "$query" >"$work/rows.parallel"
+wait $sampler_pid
+peak=$(cat "$work/peak")
+echo "     parallel query: at most $peak sequences in the engine's passes at once"
+check "a parallel query's rows share the engine's passes" $([ "$peak" -ge 2 ]; echo $?)
+check "a parallel query's rows get what each gives alone" \
+  $(sort -n "$work/rows.parallel" | cmp -s - "$work/rows.alone"; echo $?)
 
 # Cancel: a long generation is cancelled; the engine frees its sequence within 100 ms.
 sql -c "SELECT llm_generate('Once upon a time', 'tiny', max_tokens => 2000)" >/dev/null 2>&1 &
