@@ -119,11 +119,14 @@ class Backend {
                                 std::unique_ptr<KvPool>* out) {
     return unsupported(std::string("the ") + name() + " backend has no paged KV cache");
   }
-  // Whether the executor may compute many rows of logits in one product with output weights of `type`. The
-  // CPU says no for float weights, whose batched products (sgemm) round otherwise than one token's, so that a
-  // sequence's logits do not depend on its neighbours; a GPU, whose batched products round otherwise in every
-  // layer anyway, says yes.
-  virtual bool group_logit_rows(TensorType type) const { return true; }
+  // Whether the executor may compute many rows of logits in one product with output weights of `type`. By
+  // default not for float weights, whose batched products (the CPU's sgemm, the GPU's GEMM) round otherwise
+  // than one token's, so that a sequence's logits do not depend on its neighbours; the CPU's quantized products
+  // round every token on its own. (Grouping float rows on the GPU, where each costs a pass over the output
+  // matrix, waits for a GPU run of branch gpu-batched-attention.)
+  virtual bool group_logit_rows(TensorType type) const {
+    return !(type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16);
+  }
   // Bytes of device memory free now, for sizing a KV pool; -1 for a backend computing in host memory.
   virtual int64_t free_device_memory() { return -1; }
   // The first failure of an operation that has no error path of its own (a device error, scratch memory

@@ -242,11 +242,6 @@ class CpuBackend : public Backend {
     });
   }
 
-  bool group_logit_rows(TensorType type) const override {
-    // Quantized weights go through the integer kernels, which round every token on its own.
-    return !(type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16);
-  }
-
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
     for_chunks(n, [&](int64_t b, int64_t e) { swiglu_row(gate + b, up + b, e - b, out + b); });
   }
