@@ -202,6 +202,7 @@ bool Batcher::step() {
     chunks[c].logits = sc.sample ? logits_.data() + (int64_t)c * n_vocab_ : nullptr;
   }
   st = executor_->forward(chunks);
+  if (st.ok() && options_.simulate_device_lost) st = device_lost("the GPU failed (simulated by a test)");
   StepResult result;
   if (!st.ok()) {
     scheduler_->fail_step(plan, &result);
@@ -210,6 +211,10 @@ bool Batcher::step() {
       live_.at(sc.id).sequence->generation->cancel();
     }
     for (const FinishedRequest& f : result.finished) finished(f.id);
+    if (st.code() == StatusCode::DeviceLost && options_.on_device_lost && !device_lost_reported_) {
+      device_lost_reported_ = true;
+      options_.on_device_lost(st);
+    }
     return true;
   }
   // Sample where the chunk reached the last known token; the generation decides whether to go on.

@@ -100,6 +100,11 @@ class Batcher {
     int64_t kv_blocks = 1024;     // blocks of the KV pool
     int64_t block_size = 16;      // positions per block (a power of two)
     uint64_t model_key = 0;       // distinguishes this model's blocks in prefix hashes
+    // Called once, on the batching thread, after a pass failed with DeviceLost and its jobs were failed: the
+    // device cannot serve again (the engine restarts its process). Optional.
+    std::function<void(const Status&)> on_device_lost;
+    // Tests only: every pass fails with DeviceLost, as after a GPU error (PG_INFER_TEST_DEVICE_LOST, server.h).
+    bool simulate_device_lost = false;
   };
   // A loop for `model` on `backend`; both must outlive it.
   static Status create(const Model& model, Backend& backend, const Options& options, std::unique_ptr<Batcher>* out);
@@ -143,6 +148,7 @@ class Batcher {
   std::unordered_map<RequestId, Live> live_;  // the worker's: sequences in the scheduler
   RequestId next_id_ = 1;
   std::vector<float> logits_;
+  bool device_lost_reported_ = false;  // on_device_lost was called
   std::thread worker_;
 };
 

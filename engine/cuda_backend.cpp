@@ -5,7 +5,9 @@
 // Every operation is enqueued on one stream of the backend; `read` waits for it. The Backend interface has no
 // error path for operations, so the first CUDA or cuBLAS error is remembered, printed once to stderr, and
 // makes later operations no-ops (reads then return zeros); health() reports it, and the executor turns it into
-// a failed pass.
+// a failed pass. CUDA and cuBLAS errors report DeviceLost (a kernel fault leaves the context unusable; the
+// engine then restarts its process: ServerOptions::on_device_lost); allocation failures OutOfMemory; shapes
+// this backend cannot run Internal.
 //
 // KV caches: a contiguous cache (one sequence, Session) and the paged pool of the serving loop share one layout
 // (KvLayers) and one attention kernel; a paged view's block table is copied to the device with the positions
@@ -352,7 +354,7 @@ class CudaBackend : public Backend {
     }
     check_launch("gemm operands");
     const cublasStatus_t st = cuda::gemm_rows(cublas_, operand, a, b, rows, n_tokens, k, y);
-    if (st != CUBLAS_STATUS_SUCCESS) fail("cublasGemmEx failed with status " + std::to_string((int)st));
+    if (st != CUBLAS_STATUS_SUCCESS) fail("cublasGemmEx failed with status " + std::to_string((int)st), StatusCode::DeviceLost);
     if (bd) cuda::add_bias(y, bd, n_tokens, rows, stream_);
     check_launch("gemm");
   }
@@ -449,7 +451,7 @@ class CudaBackend : public Backend {
       cudaError_t e = cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_);
       if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
       if (e == cudaSuccess) return;
-      fail(std::string("reading results: ") + cudaGetErrorString(e));
+      fail(std::string("reading results: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
     }
     std::memset(host_dst, 0, n * sizeof(float));
   }
@@ -458,7 +460,7 @@ class CudaBackend : public Backend {
     if (failed()) return;
     cudaError_t e = cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_);
     if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
-    if (e != cudaSuccess) fail(std::string("writing inputs: ") + cudaGetErrorString(e));
+    if (e != cudaSuccess) fail(std::string("writing inputs: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
   }
 
  private:
@@ -480,7 +482,7 @@ class CudaBackend : public Backend {
 
   void check_launch(const char* what) {
     const cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) fail(std::string(what) + ": " + cudaGetErrorString(e));
+    if (e != cudaSuccess) fail(std::string(what) + ": " + cudaGetErrorString(e), StatusCode::DeviceLost);
   }
 
   const DeviceTensor& weight(const GgufTensor& t) {
@@ -504,7 +506,7 @@ class CudaBackend : public Backend {
       }
     }
     const cudaError_t e = cudaMemcpyAsync(u->mem.get(), host, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_);
-    if (e != cudaSuccess) fail(std::string("copying token ids: ") + cudaGetErrorString(e));
+    if (e != cudaSuccess) fail(std::string("copying token ids: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
     u->host.assign(host, host + n);
     return static_cast<const int32_t*>(u->mem.get());
   }

@@ -103,7 +103,8 @@ typedef enum PgiStatus {
     PGI_ST_BUSY = 8,             /* 53000 insufficient_resources: the queue is full */
     PGI_ST_NOT_READY = 9,        /* 55000 object_not_in_prerequisite_state: model still loading */
     PGI_ST_PERMISSION = 10,      /* 42501 insufficient_privilege: path outside model_dir */
-    PGI_ST_TIMEOUT = 11          /* 57014 query_canceled: request_timeout passed */
+    PGI_ST_TIMEOUT = 11,         /* 57014 query_canceled: request_timeout passed */
+    PGI_ST_DEVICE_LOST = 12      /* 58000 system_error: the GPU failed; the engine restarts */
 } PgiStatus;
 
 /* Reads the fields of a frame body (or of a ROW field) in order. */

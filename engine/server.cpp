@@ -128,6 +128,12 @@ void test_slow_load(const std::string& name) {
   std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(spec.c_str() + colon + 1)));
 }
 
+// PG_INFER_TEST_DEVICE_LOST=NAME (tests only): every pass of model NAME fails as after a GPU error.
+bool test_device_lost(const std::string& name) {
+  const char* env = std::getenv("PG_INFER_TEST_DEVICE_LOST");
+  return env != nullptr && name == env;
+}
+
 // What the user can do about a failed request (the HINT of the SQL error), or "".
 std::string hint_for(const Status& st, uint8_t request) {
   switch (st.code()) {
@@ -140,6 +146,7 @@ std::string hint_for(const Status& st, uint8_t request) {
                                        "with {\"device\": \"cpu\"}."
                                      : "Ask for fewer tokens, or raise pg_infer.kv_cache_size.";
     case StatusCode::Timeout: return "Ask for fewer tokens, or raise pg_infer.request_timeout.";
+    case StatusCode::DeviceLost: return "The pg_infer engine restarts and loads its models again; retry.";
     case StatusCode::PermissionDenied: return "Put the model file under pg_infer.model_dir.";
     default: return "";
   }
@@ -201,6 +208,10 @@ Status start_batcher(const LoadOptions& opts, const ServerOptions& server, Loade
   Batcher::Options b;
   b.max_queue = server.max_queue;
   b.model_key = std::hash<std::string>{}(entry.path);
+  b.simulate_device_lost = test_device_lost(entry.name);
+  if (server.on_device_lost) {
+    b.on_device_lost = [callback = server.on_device_lost, name = entry.name](const Status& st) { callback(name, st); };
+  }
   PGI_RETURN_IF_ERROR(kv_pool_blocks(opts, server.kv_cache_bytes, entry, b, &b.kv_blocks));
   PGI_RETURN_IF_ERROR(Batcher::create(*entry.model, *entry.backend, b, &entry.batcher));
   entry.memory_bytes = (int64_t)entry.model->file().file_size();

@@ -14,11 +14,13 @@
 // memory in blocks of Batcher::Options::block_size positions.
 //
 // For tests only: the environment variable PG_INFER_TEST_SLOW_LOAD=NAME:MS makes loads of the model
-// called NAME take MS milliseconds longer, so that the "still loading" state can be observed.
+// called NAME take MS milliseconds longer, so that the "still loading" state can be observed; and
+// PG_INFER_TEST_DEVICE_LOST=NAME makes every pass of the model called NAME fail as after a GPU error.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +40,10 @@ struct ServerOptions {
   int64_t max_queue = 64;         // requests waiting for one model at most
   double request_timeout_s = 0;   // a request running longer fails (0: no limit)
   int64_t kv_cache_bytes = 1ll << 30;  // KV pool of a CPU model whose load options do not size it
+  // Called (on a model's batching thread) when the model's device failed beyond repair (DeviceLost); its
+  // requests in flight have failed with that error. The engine program ends its process, so that the
+  // supervisor starts a new one and the registry loads the models again. Unset: the model keeps failing.
+  std::function<void(const std::string& model, const Status& why)> on_device_lost;
 };
 
 struct LoadedModel;  // a model in the registry (server.cpp)

@@ -23,6 +23,7 @@ enum class StatusCode {
   Busy,             // no room now (request queue full)
   NotReady,         // the object exists but cannot serve yet (a model still loading)
   Timeout,          // the request ran past its time limit
+  DeviceLost,       // the compute device failed beyond repair (a GPU error): the engine process restarts
 };
 
 // A status code with a human-readable message (lowercase, no trailing period, names the file or item).
@@ -59,6 +60,7 @@ inline Status permission_denied(std::string m) { return Status(StatusCode::Permi
 inline Status busy(std::string m) { return Status(StatusCode::Busy, std::move(m)); }
 inline Status not_ready(std::string m) { return Status(StatusCode::NotReady, std::move(m)); }
 inline Status timeout(std::string m) { return Status(StatusCode::Timeout, std::move(m)); }
+inline Status device_lost(std::string m) { return Status(StatusCode::DeviceLost, std::move(m)); }
 
 // Returns from the enclosing function when `expr` (a Status) is a failure.
 #define PGI_RETURN_IF_ERROR(expr)        \

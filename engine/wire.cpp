@@ -144,6 +144,7 @@ std::string error_frame(const Status& st, std::string_view hint) {
     case StatusCode::Busy: code = PGI_ST_BUSY; break;
     case StatusCode::NotReady: code = PGI_ST_NOT_READY; break;
     case StatusCode::Timeout: code = PGI_ST_TIMEOUT; break;
+    case StatusCode::DeviceLost: code = PGI_ST_DEVICE_LOST; break;
     default: break;
   }
   FrameWriter w(PGI_MSG_ERROR);

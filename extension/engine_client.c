@@ -251,6 +251,8 @@ sqlstate_of(int64 code)
 			return ERRCODE_INSUFFICIENT_PRIVILEGE;
 		case PGI_ST_TIMEOUT:
 			return ERRCODE_QUERY_CANCELED;
+		case PGI_ST_DEVICE_LOST:
+			return ERRCODE_SYSTEM_ERROR;
 		default:
 			return ERRCODE_INTERNAL_ERROR;
 	}

@@ -8,7 +8,9 @@
 #   - a terminated supervisor is started again by the postmaster and brings a new engine;
 #   - a LATIN1 database converts text to and from the engine, and refuses what LATIN1 cannot hold;
 #   - a model still loading is a clear error (55000) for the requests that name it;
-#   - a request whose KV cache does not fit pg_infer.kv_cache_size fails with 53000, smaller ones run.
+#   - a request whose KV cache does not fit pg_infer.kv_cache_size fails with 53000, smaller ones run;
+#   - a device that fails beyond repair (a GPU error, simulated) fails its request with 58000 and restarts the
+#     engine, which serves the other models again.
 # Needs root (installs the extension; the server runs as the postgres account).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +19,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 source "$here/cluster.sh"
 
 export PG_INFER_TEST_SLOW_LOAD=slow:3000  # loads of model "slow" take 3 s longer (server.h)
+export PG_INFER_TEST_DEVICE_LOST=lost     # every pass of model "lost" fails as after a GPU error (server.h)
 pg_test_begin engine "$build"
 pg_synth "$build" tiny Q8_0 llama-spm tiny
 
@@ -185,6 +188,19 @@ echo "     KV budget: $(echo "$msg" | head -1)"
 check "a request beyond pg_infer.kv_cache_size fails with 53000" $(echo "$msg" | grep -q '53000: the request needs'; echo $?)
 check "a request within it runs" $(sql -c "SELECT llm_generate('x', 'tiny', max_tokens => 100) IS NOT NULL" >/dev/null; echo $?)
 check "llm_stats counts the free KV blocks" $([ "$(sql -c "SELECT kv_blocks_used || '/' || kv_blocks_free FROM llm_stats() WHERE model = 'tiny'")" = 0/64 ]; echo $?)
+
+# A device failure beyond repair (simulated for model "lost"): the request fails with 58000 at once, the engine
+# exits so that the supervisor starts a new one, and the next request to another model works.
+sql -c "SELECT llm_load_model('lost', 'tiny.gguf')" >/dev/null
+before=$(engine_pid)
+msg=$(psql -X -q -At -v VERBOSITY=verbose -c "SELECT llm_generate('x', 'lost', max_tokens => 4)" 2>&1 || true)
+echo "     device lost: $(echo "$msg" | head -1)"
+check "a device failure fails the request with 58000" $(echo "$msg" | grep -q '58000: the GPU failed'; echo $?)
+for _ in $(seq 1 100); do [ -n "$(engine_pid)" ] && [ "$(engine_pid)" != "$before" ] && break; sleep 0.1; done
+back=1; wait_for_engine && back=0
+check "after a device failure the engine restarts and serves" \
+  $([ $back = 0 ] && [ -n "$(engine_pid)" ] && [ "$(engine_pid)" != "$before" ]; echo $?)
+sql -c "SELECT llm_unload_model('lost')" >/dev/null
 
 # Never a crash recovery.
 crashes=$(grep -c "terminating any other active server processes\|all server processes terminated" "$work/server.log" || true)

@@ -4,6 +4,8 @@
 // each token on its own); streaming, cancellation, the queue limit, requests longer than the pool.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <memory>
 #include <string>
 #include <thread>
@@ -179,6 +181,32 @@ TEST(Batcher, RefusesRequestsLongerThanThePool) {
   const Status st = b->submit(f.job({f.ids("Hello")}, o));
   EXPECT_EQ(st.code(), StatusCode::OutOfMemory);
   EXPECT_NE(st.message().find("pool holds 64"), std::string::npos) << st.message();
+}
+
+// A pass that fails with DeviceLost (a GPU error, simulated) fails every job in it with that error and tells
+// the owner once, so that the engine can restart its process.
+TEST(Batcher, DeviceLostFailsTheJobsAndIsReportedOnce) {
+  Fixture f;
+  GenerateOptions o;
+  o.max_tokens = 4;
+  std::atomic<int> reports{0};
+  Batcher::Options bo;
+  bo.simulate_device_lost = true;
+  bo.on_device_lost = [&](const Status& st) {
+    EXPECT_EQ(st.code(), StatusCode::DeviceLost);
+    reports.fetch_add(1);
+  };
+  std::unique_ptr<Batcher> b;
+  ASSERT_TRUE(Batcher::create(*f.model, *f.backend, bo, &b).ok());
+  auto first = f.job({f.ids("One"), f.ids("Two")}, o);
+  ASSERT_TRUE(b->submit(first).ok());
+  wait(*first);
+  auto second = f.job({f.ids("Three")}, o);
+  ASSERT_TRUE(b->submit(second).ok());
+  wait(*second);
+  EXPECT_EQ(first->error().code(), StatusCode::DeviceLost);
+  EXPECT_EQ(second->error().code(), StatusCode::DeviceLost);
+  EXPECT_EQ(reports.load(), 1);
 }
 
 TEST(Batcher, StreamsAndCancels) {

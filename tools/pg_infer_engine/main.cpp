@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -94,6 +95,18 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "pg_infer_engine: listening on \"%s\" (pid %d)\n", socket_path.c_str(), (int)getpid());
 
+  // A device that failed beyond repair (a GPU error that corrupts its context): end the process, so that the
+  // supervisor starts a new engine and the registry loads the models again, after a moment for the failed
+  // requests' error replies to reach their sessions.
+  options.on_device_lost = [](const std::string& model, const pginfer::Status& why) {
+    std::fprintf(stderr, "pg_infer_engine: model \"%s\": %s; the engine restarts\n", model.c_str(),
+                 why.message().c_str());
+    std::fflush(stderr);
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      _exit(3);
+    }).detach();
+  };
   pginfer::Server server(options);
   while (!g_stop) {
     pollfd p{listener, POLLIN, 0};
