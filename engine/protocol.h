@@ -88,7 +88,8 @@ typedef enum PgiField {
     PGI_F_KV_FREE = 36,       /* int64 */
     PGI_F_PREFIX_PROMPT = 37, /* int64: prompt tokens that needed K/V */
     PGI_F_PREFIX_HITS = 38,   /* int64: of those, tokens the prefix cache supplied */
-    PGI_F_PREFIX_CACHE = 39   /* int64 0/1: the request may use and fill the prefix cache (default 1) */
+    PGI_F_PREFIX_CACHE = 39,  /* int64 0/1: the request may use and fill the prefix cache (default 1) */
+    PGI_F_DEVICE_FREE = 40    /* int64: bytes of device memory free now (GPU models only) */
 } PgiField;
 
 /* Error codes of ERROR replies; the extension maps them to SQLSTATEs. */

@@ -419,6 +419,13 @@ Status Server::handle_stats(int fd) {
           .i64(PGI_F_KV_FREE, b.blocks_free)
           .i64(PGI_F_PREFIX_PROMPT, b.prefix_prompt_tokens)
           .i64(PGI_F_PREFIX_HITS, b.prefix_hit_tokens);
+      // The device, and for a GPU model its memory: its own (weights and KV pool) and what is free now.
+      row.str(PGI_F_DEVICE, m->device);
+      if (m->device != "cpu") {
+        row.i64(PGI_F_MEMORY, m->memory_bytes);
+        const int64_t free_bytes = m->backend->free_device_memory();
+        if (free_bytes >= 0) row.i64(PGI_F_DEVICE_FREE, free_bytes);
+      }
     }
     w.row(row);
   }

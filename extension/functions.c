@@ -393,8 +393,8 @@ static void
 stats_row(const char *row, int len, void *arg)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
-	Datum		values[10];
-	bool		nulls[10];
+	Datum		values[13];
+	bool		nulls[13];
 	int64		prompt_tokens = engine_get_int64(row, len, PGI_F_PREFIX_PROMPT, 0);
 
 	put_text_or_null(row, len, PGI_F_NAME, &values[0], &nulls[0]);
@@ -411,6 +411,10 @@ stats_row(const char *row, int len, void *arg)
 	values[9] = Float8GetDatum(prompt_tokens > 0 ?
 							   (double) engine_get_int64(row, len, PGI_F_PREFIX_HITS, 0) / prompt_tokens : 0.0);
 	nulls[9] = false;
+	/* The device; for a GPU model, its memory (weights and KV pool) and the GPU's free memory; else NULL. */
+	put_text_or_null(row, len, PGI_F_DEVICE, &values[10], &nulls[10]);
+	put_int64_or_null(row, len, PGI_F_MEMORY, &values[11], &nulls[11]);
+	put_int64_or_null(row, len, PGI_F_DEVICE_FREE, &values[12], &nulls[12]);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

@@ -52,10 +52,13 @@ RETURNS int[] AS 'MODULE_PATHNAME', 'llm_tokenize' LANGUAGE C VOLATILE PARALLEL 
 CREATE FUNCTION llm_detokenize(ids int[], model text DEFAULT NULL)
 RETURNS text AS 'MODULE_PATHNAME', 'llm_detokenize' LANGUAGE C VOLATILE PARALLEL SAFE;
 
+-- Per model: requests, tokens and rate, queue and running sequences, KV blocks, prefix cache hit rate, and
+-- the device with, for a GPU model, its memory (weights and KV pool) and the GPU's free memory.
 CREATE FUNCTION llm_stats()
 RETURNS TABLE(model text, requests bigint, prompt_tokens bigint, generated_tokens bigint,
               tokens_per_second float8, queue_depth int, active_sequences int,
-              kv_blocks_used bigint, kv_blocks_free bigint, prefix_hit_rate float8)
+              kv_blocks_used bigint, kv_blocks_free bigint, prefix_hit_rate float8,
+              device text, device_memory_bytes bigint, device_free_bytes bigint)
 AS 'MODULE_PATHNAME', 'llm_stats' LANGUAGE C VOLATILE;
 
 -- One call, several prompts: the texts in the prompts' order (NULL for a NULL prompt).

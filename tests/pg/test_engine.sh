@@ -164,10 +164,14 @@ if nvidia-smi >/dev/null 2>&1; then
   check "a model on the GPU generates" $(sql -c "SELECT llm_generate('Hello', 'gpu', max_tokens => 4)" >/dev/null; echo $?)
   sql -c "SELECT llm_load_model('auto', 'tiny.gguf', '{\"device\": \"auto\"}')" >/dev/null
   check "device auto picks the GPU" $([ "$(sql -c "SELECT device FROM llm_models() WHERE name = 'auto'")" = cuda ]; echo $?)
+  check "llm_stats shows the GPU model's memory and the GPU's free memory" $([ "$(sql -c "SELECT device || \
+    (device_memory_bytes > 0) || (device_free_bytes > 0) FROM llm_stats() WHERE model = 'gpu'")" = cudatruetrue ]; echo $?)
 else
   check "device cuda without a GPU is a clear error" $(echo "$msg" | grep -q 'device "cuda" is not available'; echo $?)
   sql -c "SELECT llm_load_model('auto', 'tiny.gguf', '{\"device\": \"auto\"}')" >/dev/null
   check "device auto falls back to the CPU" $([ "$(sql -c "SELECT device FROM llm_models() WHERE name = 'auto'")" = cpu ]; echo $?)
+  check "llm_stats shows no GPU memory for a CPU model" $([ "$(sql -c "SELECT device || coalesce(device_memory_bytes::text, \
+    'none') || coalesce(device_free_bytes::text, 'none') FROM llm_stats() WHERE model = 'auto'")" = cpunonenone ]; echo $?)
 fi
 
 # A model still loading.
