@@ -5,11 +5,14 @@
 // copy of the matrix each pass, with more copies than the last-level cache holds (weights from memory, as
 // decoding reads them); "cached" repeats one copy (from cache when it fits). GB/s counts weight bytes.
 // Usage: bench_vec_dot [rows n [seconds_per_case]]
+//        bench_vec_dot --tokens T [rows n]: dot_rows_tokens, T tokens at once (activations prepared once, rows
+//        in bands of about 128 KiB as the CPU backend takes them), in GMAC/s, for every weight type.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/cpu_features.h"
@@ -51,7 +54,62 @@ double measure(SimdLevel level, TensorType type, int64_t n, int64_t rows, const 
 
 }  // namespace
 
+// GMAC/s of dot_rows_tokens with n_tokens tokens on a `rows` x n matrix of `type`, one thread, from cache.
+double measure_tokens(TensorType type, int64_t n, int64_t rows, int64_t n_tokens, double min_seconds) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const size_t stride = row_bytes(type, n);
+  std::vector<uint8_t> w(stride * rows);
+  std::vector<float> row(n);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& x : row) x = 0.02f * normal(rng);
+    quantize_row(type, row.data(), w.data() + r * stride, n);
+  }
+  const TensorType vt = vec_dot_type(type);
+  const size_t act_bytes = row_bytes(vt, n);
+  std::vector<uint8_t> acts(act_bytes * n_tokens);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (float& x : row) x = normal(rng);
+    quantize_row(vt, row.data(), acts.data() + t * act_bytes, n);
+  }
+  TokenActivations prepared;
+  prepared.set(type, n, acts.data(), act_bytes, n_tokens);
+  std::vector<float> out(rows * n_tokens);
+  const int64_t band = std::max<int64_t>(4, (int64_t)(128 * 1024 / stride) / 4 * 4);
+  auto pass = [&] {
+    for (int64_t r0 = 0; r0 < rows; r0 += band) {
+      dot_rows_tokens(type, n, w.data() + r0 * stride, stride, std::min(band, rows - r0), prepared, out.data() + r0,
+                      rows);
+    }
+  };
+  pass();
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    int64_t passes = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    double elapsed = 0;
+    do {
+      pass();
+      ++passes;
+      elapsed = seconds_since(t0);
+    } while (elapsed < min_seconds / 3);
+    best = std::min(best, elapsed / passes);
+  }
+  return (double)rows * n * n_tokens / best / 1e9;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "--tokens") {
+    const int64_t n_tokens = std::atoll(argv[2]);
+    const int64_t rows = argc > 4 ? std::atoll(argv[3]) : 3072, n = argc > 4 ? std::atoll(argv[4]) : 768;
+    std::printf("dot_rows_tokens, %lld tokens, %lld rows x %lld values, one thread; GMAC/s\n", (long long)n_tokens,
+                (long long)rows, (long long)n);
+    for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K}) {
+      std::printf("%-6s %8.1f\n", type_name(type), measure_tokens(type, n, rows, n_tokens, 0.6));
+      std::fflush(stdout);
+    }
+    return 0;
+  }
   const int64_t rows = argc > 2 ? std::atoll(argv[1]) : 5632;
   const int64_t n = argc > 2 ? std::atoll(argv[2]) : 2048;
   const double min_seconds = argc > 3 ? std::atof(argv[3]) : 0.6;
