@@ -65,8 +65,9 @@ void TokenActivations::set(TensorType weight_type, int64_t n, const void* acts, 
   packed_.clear();
   // The packed kernel pays off from a few tokens on; below that the one-token kernel runs per token.
   static const bool use_vnni = has_avx512_vnni();
-  if (weight_type == TensorType::Q8_0 && use_vnni && n_tokens >= 4) {
-    pack_q8_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_);
+  if (use_vnni && n_tokens >= 4) {
+    if (weight_type == TensorType::Q8_0) pack_q8_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_);
+    if (weight_type == TensorType::Q4_0) pack_q4_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_);
   }
 }
 
@@ -74,8 +75,10 @@ void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row
                      const TokenActivations& acts, float* out, int64_t ldo) {
   static const SimdLevel level = simd_level();
   const uint8_t* w = static_cast<const uint8_t*>(weights);
-  if (!acts.packed().empty()) {
-    dot_q8_0_packed_vnni(n, w, row_stride, rows, acts.packed().data(), acts.n_tokens(), out, ldo);
+  if (!acts.packed().empty()) {  // packed by set() for this weight type
+    (type == TensorType::Q8_0 ? dot_q8_0_packed_vnni : dot_q4_0_packed_vnni)(n, w, row_stride, rows,
+                                                                              acts.packed().data(),
+                                                                              acts.n_tokens(), out, ldo);
     return;
   }
   // Otherwise the dot_rows kernels on bands of rows small enough to stay in cache across the tokens.

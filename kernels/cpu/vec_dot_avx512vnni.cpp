@@ -19,6 +19,7 @@
 #include "kernels/cpu/simd_x86.h"
 #include "kernels/cpu/vec_dot_impl.h"
 #include "kernels/cpu/vec_dot_q8_0.h"
+#include "kernels/cpu/vnni_lanes.h"
 
 // GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512 intrinsics
 // (_mm512_undefined_*) as maybe-uninitialized; nothing of ours is.
@@ -51,46 +52,6 @@ struct PackedQ8_0 {
   float d[16];
 };
 constexpr int kPackedTokens = 16;
-
-// Vector operations on 16 lanes (a whole packed block) or on the first 8 (a last group of at most 8 tokens).
-struct Lanes16 {
-  using I = __m512i;
-  using F = __m512;
-  static constexpr int kLanes = 16;
-  static I load(const void* p) { return _mm512_loadu_si512(p); }
-  static F loadf(const float* p) { return _mm512_loadu_ps(p); }
-  static I set1(int32_t v) { return _mm512_set1_epi32(v); }
-  // Broadcasts a 256-bit vector whose 8 lanes are equal.
-  static I widen(__m256i v) { return _mm512_broadcast_i64x4(v); }
-  static I dpbusd(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
-  static I add(I a, I b) { return _mm512_add_epi32(a, b); }
-  static I zero() { return _mm512_setzero_si512(); }
-  static F zerof() { return _mm512_setzero_ps(); }
-  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
-  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  static F set1f(float v) { return _mm512_set1_ps(v); }
-  static F cvt(I v) { return _mm512_cvtepi32_ps(v); }
-  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-};
-
-struct Lanes8 {
-  using I = __m256i;
-  using F = __m256;
-  static constexpr int kLanes = 8;
-  static I load(const void* p) { return load256(p); }
-  static F loadf(const float* p) { return _mm256_loadu_ps(p); }
-  static I set1(int32_t v) { return _mm256_set1_epi32(v); }
-  static I widen(__m256i v) { return v; }
-  static I dpbusd(I acc, I u, I s) { return _mm256_dpbusd_epi32(acc, u, s); }
-  static I add(I a, I b) { return _mm256_add_epi32(a, b); }
-  static I zero() { return _mm256_setzero_si256(); }
-  static F zerof() { return _mm256_setzero_ps(); }
-  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
-  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-  static F set1f(float v) { return _mm256_set1_ps(v); }
-  static F cvt(I v) { return _mm256_cvtepi32_ps(v); }
-  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
-};
 
 // -128 * (the sum of a weight block's 32 values) in all 8 lanes: the start that removes the activations'
 // bias.
@@ -184,10 +145,10 @@ void dot_q8_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_
     const PackedQ8_0* g = p + (t0 / kPackedTokens) * nb;
     for_row_groups<4>(rows, w, row_stride, out + t0 * ldo,
                       [&]<int R>(const uint8_t* w0, size_t step, float* o, int64_t os) {
-                        if (valid > Lanes8::kLanes) {
-                          packed_tile<Lanes16, R>(nb, w0, step, g, valid, o, os, ldo);
+                        if (valid > vnni::Lanes8::kLanes) {
+                          packed_tile<vnni::Lanes16, R>(nb, w0, step, g, valid, o, os, ldo);
                         } else {
-                          packed_tile<Lanes8, R>(nb, w0, step, g, valid, o, os, ldo);
+                          packed_tile<vnni::Lanes8, R>(nb, w0, step, g, valid, o, os, ldo);
                         }
                       });
   }

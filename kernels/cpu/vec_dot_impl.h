@@ -56,4 +56,11 @@ void pack_q8_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, in
 void dot_q8_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                           int64_t n_tokens, float* out, int64_t ldo);
 
+// Q4_0 weights times many tokens with AVX-512 VNNI, in GGML's order, bit-identical to dot_rows
+// (vec_dot_q4_0_avx512vnni.cpp): the packed copy of n_tokens Q8_0 activation rows, and the product from it.
+void pack_q4_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
+                           std::vector<uint8_t>* packed);
+void dot_q4_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
+                          int64_t n_tokens, float* out, int64_t ldo);
+
 }  // namespace pginfer

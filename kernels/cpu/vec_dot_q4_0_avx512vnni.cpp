@@ -1,0 +1,119 @@
+// kernels/cpu/vec_dot_q4_0_avx512vnni.cpp: Q4_0 rows times many tokens with AVX-512 VNNI, in GGML's order.
+//
+// GGML's Q4_0 dot keeps 8 lanes per row: lane l holds, block after block, acc_l = fma(d_w * d_a, s_l, acc_l),
+// where s_l is the integer sum of the products of values 4l..4l+3 ((q - 8) * a; values 0-15 are the low
+// nibbles, 16-31 the high ones), and the lanes end in hsum_float_8's tree. Here the lanes of a register are
+// tokens instead: for each l, one vpdpbusd multiplies the 4 unsigned nibbles q (broadcast) by the 4 signed
+// activation bytes of 16 tokens, starting from -8 * (those activation bytes' sum), packed once per product
+// (pack_q4_0_tokens_vnni). So each token's s_l, its multiply-add and the final tree are exactly GGML's, and
+// results are bit-identical to dot_rows (vec_dot_test), while 16 tokens share every instruction.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/simd_x86.h"
+#include "kernels/cpu/vec_dot_impl.h"
+#include "kernels/cpu/vnni_lanes.h"
+
+// GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512 intrinsics
+// (_mm512_undefined_*) as maybe-uninitialized; nothing of ours is.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace pginfer {
+
+namespace {
+
+// One block of 16 tokens, packed: q[l][t] holds bytes 4l..4l+3 of token t's Q8_0 block, corr[l][t] is -8 times
+// their sum, d[t] the block's scale as a float. Lanes past the last token hold zeros.
+struct PackedQ4_0 {
+  int8_t q[8][16][4];
+  int32_t corr[8][16];
+  float d[16];
+};
+constexpr int kPackedTokens = 16;
+
+// Rows w0 + i * step (i < R) times the tokens of one packed group (n_valid of them), results to
+// out[t * ldo + i * ostep].
+template <class V, int R>
+void q4_0_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ4_0* p, int64_t n_valid, float* out,
+               int64_t ostep, int64_t ldo) {
+  const BlockQ4_0* x[R];
+  typename V::F acc[R][8];
+  _Pragma("GCC unroll 2") for (int i = 0; i < R; ++i) {
+    x[i] = reinterpret_cast<const BlockQ4_0*>(w0 + i * step);
+    _Pragma("GCC unroll 8") for (int l = 0; l < 8; ++l) acc[i][l] = V::zerof();
+  }
+  const __m128i low4 = _mm_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const PackedQ4_0& pb = p[b];
+    const typename V::F da = V::loadf(pb.d);
+    _Pragma("GCC unroll 2") for (int i = 0; i < R; ++i) {
+      // The 32 nibbles as bytes: values 0-15 (low nibbles), then 16-31 (high nibbles).
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i][b].qs));
+      alignas(32) int32_t nibbles[8];
+      _mm_store_si128(reinterpret_cast<__m128i*>(nibbles), _mm_and_si128(packed, low4));
+      _mm_store_si128(reinterpret_cast<__m128i*>(nibbles + 4), _mm_and_si128(_mm_srli_epi16(packed, 4), low4));
+      const typename V::F d = V::mul(V::set1f(half(x[i][b].d)), da);
+      _Pragma("GCC unroll 8") for (int l = 0; l < 8; ++l) {
+        const typename V::I s = V::dpbusd(V::load(pb.corr[l]), V::set1(nibbles[l]), V::load(pb.q[l]));
+        acc[i][l] = V::fmadd(d, V::cvt(s), acc[i][l]);
+      }
+    }
+  }
+  _Pragma("GCC unroll 2") for (int i = 0; i < R; ++i) {
+    // hsum_float_8's tree, lane by lane: ((l4 + l0) + (l6 + l2)) + ((l5 + l1) + (l7 + l3)).
+    const typename V::F a0 = V::addf(acc[i][4], acc[i][0]), a1 = V::addf(acc[i][5], acc[i][1]);
+    const typename V::F a2 = V::addf(acc[i][6], acc[i][2]), a3 = V::addf(acc[i][7], acc[i][3]);
+    alignas(64) float o[V::kLanes];
+    V::store(o, V::addf(V::addf(a0, a2), V::addf(a1, a3)));
+    for (int64_t t = 0; t < n_valid; ++t) out[t * ldo + i * ostep] = o[t];
+  }
+}
+
+}  // namespace
+
+void pack_q4_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
+                           std::vector<uint8_t>* packed) {
+  const int64_t nb = n / kQK8_0;
+  const int64_t groups = (n_tokens + kPackedTokens - 1) / kPackedTokens;
+  packed->assign(groups * nb * sizeof(PackedQ4_0), 0);  // lanes past the last token stay zero
+  PackedQ4_0* p = reinterpret_cast<PackedQ4_0*>(packed->data());
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
+    PackedQ4_0* g = p + (t / kPackedTokens) * nb;
+    const int64_t lane = t % kPackedTokens;
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int l = 0; l < 8; ++l) {
+        std::memcpy(g[b].q[l][lane], y[b].qs + 4 * l, 4);
+        const int8_t* a = y[b].qs + 4 * l;
+        g[b].corr[l][lane] = -8 * (a[0] + a[1] + a[2] + a[3]);
+      }
+      g[b].d[lane] = half(y[b].d);
+    }
+  }
+}
+
+void dot_q4_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
+                          int64_t n_tokens, float* out, int64_t ldo) {
+  const int64_t nb = n / kQK8_0;
+  const PackedQ4_0* p = reinterpret_cast<const PackedQ4_0*>(packed);
+  // Token groups outside, rows inside, as the Q8_0 kernel (vec_dot_avx512vnni.cpp) does.
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedTokens) {
+    const int64_t valid = std::min<int64_t>(kPackedTokens, n_tokens - t0);
+    const PackedQ4_0* g = p + (t0 / kPackedTokens) * nb;
+    for_row_groups<2>(rows, w, row_stride, out + t0 * ldo,
+                      [&]<int R>(const uint8_t* w0, size_t step, float* o, int64_t os) {
+                        if (valid > vnni::Lanes8::kLanes) {
+                          q4_0_tile<vnni::Lanes16, R>(nb, w0, step, g, valid, o, os, ldo);
+                        } else {
+                          q4_0_tile<vnni::Lanes8, R>(nb, w0, step, g, valid, o, os, ldo);
+                        }
+                      });
+  }
+}
+
+}  // namespace pginfer
