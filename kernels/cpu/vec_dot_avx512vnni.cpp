@@ -51,16 +51,13 @@ struct PackedQ8_0 {
   uint8_t q[8][16][4];
   float d[16];
 };
-constexpr int kPackedTokens = 16;
+using vnni::kPackedTokens;
 
 // -128 * (the sum of a weight block's 32 values) in all 8 lanes: the start that removes the activations'
 // bias.
 inline __m256i weight_correction(const int8_t* w) {
-  __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), load256(w));
-  s = _mm256_add_epi32(s, _mm256_permute2x128_si256(s, s, 1));
-  s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0x4e));
-  s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0xb1));
-  return _mm256_sub_epi32(_mm256_setzero_si256(), s);
+  const __m256i biased = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), load256(w));
+  return _mm256_sub_epi32(_mm256_setzero_si256(), q8_0_hsum_all_epi32(biased));
 }
 
 // Rows w0 + i * step (i < R) times the tokens of one packed group (n_valid of them), results to
@@ -92,11 +89,7 @@ void packed_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8_0* p
       acc[i] = V::fmadd(V::mul(V::set1f(half(x[i][b].d)), da), V::cvt(V::add(s0, s1)), acc[i]);
     }
   }
-  _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-    alignas(64) float o[V::kLanes];
-    V::store(o, acc[i]);
-    for (int64_t t = 0; t < n_valid; ++t) out[t * ldo + i * ostep] = o[t];
-  }
+  _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) vnni::store_tokens<V>(acc[i], n_valid, out + i * ostep, ldo);
 }
 
 }  // namespace
@@ -136,22 +129,11 @@ void pack_q8_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, in
 void dot_q8_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                           int64_t n_tokens, float* out, int64_t ldo) {
   const int64_t nb = n / kQK8_0;
-  const PackedQ8_0* p = reinterpret_cast<const PackedQ8_0*>(packed);
-  // Token groups outside, rows inside: one group's packed activations (nb * 576 bytes) stay in L1 while the
-  // rows, a cache-sized band (the caller's), are read from L2 once per group. (Rows outside read every
-  // group from L2 or beyond for every 4 rows: 73 against 96 GMAC/s at 512 tokens of 768 values.)
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedTokens) {
-    const int64_t valid = std::min<int64_t>(kPackedTokens, n_tokens - t0);
-    const PackedQ8_0* g = p + (t0 / kPackedTokens) * nb;
-    for_row_groups<4>(rows, w, row_stride, out + t0 * ldo,
-                      [&]<int R>(const uint8_t* w0, size_t step, float* o, int64_t os) {
-                        if (valid > vnni::Lanes8::kLanes) {
-                          packed_tile<vnni::Lanes16, R>(nb, w0, step, g, valid, o, os, ldo);
-                        } else {
-                          packed_tile<vnni::Lanes8, R>(nb, w0, step, g, valid, o, os, ldo);
-                        }
-                      });
-  }
+  vnni::for_packed_groups<4>(w, row_stride, rows, reinterpret_cast<const PackedQ8_0*>(packed), nb, n_tokens, out, ldo,
+                             [&]<class V, int R>(const uint8_t* w0, size_t step, const PackedQ8_0* g, int64_t valid,
+                                                 float* o, int64_t os) {
+                               packed_tile<V, R>(nb, w0, step, g, valid, o, os, ldo);
+                             });
 }
 
 }  // namespace pginfer

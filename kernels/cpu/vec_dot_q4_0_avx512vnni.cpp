@@ -34,7 +34,7 @@ struct PackedQ4_0 {
   int32_t corr[8][16];
   float d[16];
 };
-constexpr int kPackedTokens = 16;
+using vnni::kPackedTokens;
 
 // Rows w0 + i * step (i < R) times the tokens of one packed group (n_valid of them), results to
 // out[t * ldo + i * ostep].
@@ -68,9 +68,7 @@ void q4_0_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ4_0* p, 
     // hsum_float_8's tree, lane by lane: ((l4 + l0) + (l6 + l2)) + ((l5 + l1) + (l7 + l3)).
     const typename V::F a0 = V::addf(acc[i][4], acc[i][0]), a1 = V::addf(acc[i][5], acc[i][1]);
     const typename V::F a2 = V::addf(acc[i][6], acc[i][2]), a3 = V::addf(acc[i][7], acc[i][3]);
-    alignas(64) float o[V::kLanes];
-    V::store(o, V::addf(V::addf(a0, a2), V::addf(a1, a3)));
-    for (int64_t t = 0; t < n_valid; ++t) out[t * ldo + i * ostep] = o[t];
+    vnni::store_tokens<V>(V::addf(V::addf(a0, a2), V::addf(a1, a3)), n_valid, out + i * ostep, ldo);
   }
 }
 
@@ -100,20 +98,11 @@ void pack_q4_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, in
 void dot_q4_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                           int64_t n_tokens, float* out, int64_t ldo) {
   const int64_t nb = n / kQK8_0;
-  const PackedQ4_0* p = reinterpret_cast<const PackedQ4_0*>(packed);
-  // Token groups outside, rows inside, as the Q8_0 kernel (vec_dot_avx512vnni.cpp) does.
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedTokens) {
-    const int64_t valid = std::min<int64_t>(kPackedTokens, n_tokens - t0);
-    const PackedQ4_0* g = p + (t0 / kPackedTokens) * nb;
-    for_row_groups<2>(rows, w, row_stride, out + t0 * ldo,
-                      [&]<int R>(const uint8_t* w0, size_t step, float* o, int64_t os) {
-                        if (valid > vnni::Lanes8::kLanes) {
-                          q4_0_tile<vnni::Lanes16, R>(nb, w0, step, g, valid, o, os, ldo);
-                        } else {
-                          q4_0_tile<vnni::Lanes8, R>(nb, w0, step, g, valid, o, os, ldo);
-                        }
-                      });
-  }
+  vnni::for_packed_groups<2>(w, row_stride, rows, reinterpret_cast<const PackedQ4_0*>(packed), nb, n_tokens, out, ldo,
+                             [&]<class V, int R>(const uint8_t* w0, size_t step, const PackedQ4_0* g, int64_t valid,
+                                                 float* o, int64_t os) {
+                               q4_0_tile<V, R>(nb, w0, step, g, valid, o, os, ldo);
+                             });
 }
 
 }  // namespace pginfer

@@ -32,13 +32,15 @@ static inline __m256i q8_0_reduce8(const __m256i (&v)[8]) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
-// The sum of the 8 lanes of v.
-static inline int32_t q8_0_hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
+// The sum of the 8 lanes of v, in every lane (integer, exact in any order).
+static inline __m256i q8_0_hsum_all_epi32(__m256i v) {
+  v = _mm256_add_epi32(v, _mm256_permute2x128_si256(v, v, 1));
+  v = _mm256_add_epi32(v, _mm256_shuffle_epi32(v, 0x4e));
+  return _mm256_add_epi32(v, _mm256_shuffle_epi32(v, 0xb1));
 }
+
+// The sum of the 8 lanes of v.
+static inline int32_t q8_0_hsum_epi32(__m256i v) { return _mm256_cvtsi256_si32(q8_0_hsum_all_epi32(v)); }
 
 // One row (the tail of a matrix), in the same order.
 template <class BlockDot>

@@ -5,7 +5,10 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+
+#include "kernels/cpu/simd_x86.h"
 
 namespace pginfer {
 namespace vnni {
@@ -51,6 +54,40 @@ struct Lanes8 {
   static F cvt(I v) { return _mm256_cvtepi32_ps(v); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
 };
+
+// Tokens in one packed group of activations: the lanes of a 512-bit register.
+constexpr int kPackedTokens = 16;
+
+// out[t * ldo] = the value of lane t of v, for the group's n_valid tokens.
+template <class V>
+static inline void store_tokens(typename V::F v, int64_t n_valid, float* out, int64_t ldo) {
+  alignas(64) float o[V::kLanes];
+  V::store(o, v);
+  for (int64_t t = 0; t < n_valid; ++t) out[t * ldo] = o[t];
+}
+
+// The loops of a packed product: packed groups of kPackedTokens tokens outside (`group_elems` elements of
+// packed data each), rows inside in groups of G from G bands (for_row_groups), calling
+// tile.template operator()<V, R>(w0, step, group, n_valid, out, ostep) with V = Lanes16, or Lanes8 for a
+// group of at most 8 tokens. One group's activations stay in L1 while the rows, a cache-sized band (the
+// caller's), are read from L2 once per group; rows outside read every group from L2 or beyond for every few
+// rows (73 against 96 GMAC/s for Q8_0 at 512 tokens of 768 values).
+template <int G, class Packed, class Tile>
+static inline void for_packed_groups(const uint8_t* w, size_t row_stride, int64_t rows, const Packed* packed,
+                                     int64_t group_elems, int64_t n_tokens, float* out, int64_t ldo, Tile&& tile) {
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kPackedTokens) {
+    const int64_t valid = std::min<int64_t>(kPackedTokens, n_tokens - t0);
+    const Packed* group = packed + (t0 / kPackedTokens) * group_elems;
+    for_row_groups<G>(rows, w, row_stride, out + t0 * ldo,
+                      [&]<int R>(const uint8_t* w0, size_t step, float* o, int64_t os) {
+                        if (valid > Lanes8::kLanes) {
+                          tile.template operator()<Lanes16, R>(w0, step, group, valid, o, os);
+                        } else {
+                          tile.template operator()<Lanes8, R>(w0, step, group, valid, o, os);
+                        }
+                      });
+  }
+}
 
 }  // namespace vnni
 }  // namespace pginfer
