@@ -380,21 +380,4 @@ bool dot_rows_isa_avx2(TensorType type, int64_t n, const uint8_t* w, size_t stri
   }
 }
 
-// Single-row entry points (RowDotFn): the row kernels above on one row.
-#define PGINFER_AVX2_ROW_FN(name, type)                                        \
-  float name(int64_t n, const void* w, const void* a) {                        \
-    float out;                                                                 \
-    dot_rows_isa_avx2(type, n, static_cast<const uint8_t*>(w), 0, 1, a, &out); \
-    return out;                                                                \
-  }
-PGINFER_AVX2_ROW_FN(dot_f32_avx2, TensorType::F32)
-PGINFER_AVX2_ROW_FN(dot_f16_avx2, TensorType::F16)
-PGINFER_AVX2_ROW_FN(dot_bf16_avx2, TensorType::BF16)
-PGINFER_AVX2_ROW_FN(dot_q8_0_avx2, TensorType::Q8_0)
-PGINFER_AVX2_ROW_FN(dot_q4_0_avx2, TensorType::Q4_0)
-PGINFER_AVX2_ROW_FN(dot_q4_k_avx2, TensorType::Q4_K)
-PGINFER_AVX2_ROW_FN(dot_q5_k_avx2, TensorType::Q5_K)
-PGINFER_AVX2_ROW_FN(dot_q6_k_avx2, TensorType::Q6_K)
-#undef PGINFER_AVX2_ROW_FN
-
 }  // namespace pginfer

@@ -73,21 +73,7 @@ constexpr __mmask32 kLowHalf16 = 0x0000ffffu, kHighHalf16 = 0xffff0000u;
 // The two 256-bit halves of 16 int32 lanes added: GGML's 8 lanes.
 inline __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-// ---- Q8_0 and Q4_0 ------------------------------------------------------------------------------------
-
-// Sums of 4 products of signed bytes per 32-bit lane (sign trick: |w| times a with w's sign; no
-// saturation since |w| <= 128 and |a| <= 127).
-inline __m512i dot_i8(__m512i w, __m512i a) {
-  const __m512i aw = _mm512_abs_epi8(w);
-  const __m512i sa = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(w), _mm512_setzero_si512(), a);
-  return _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sa), _mm512_set1_epi16(1));
-}
-
-inline __m256i dot_i8(__m256i w, __m256i a) {
-  const __m256i aw = _mm256_sign_epi8(w, w);
-  const __m256i sa = _mm256_sign_epi8(a, w);
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), _mm256_set1_epi16(1));
-}
+// ---- Q4_0 ---------------------------------------------------------------------------------------------
 
 // Lanes 0-7 = s[0], lanes 8-15 = s[1].
 inline __m512 spread_pair(__m128 s) {

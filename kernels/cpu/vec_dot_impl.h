@@ -37,16 +37,6 @@ float dot_q4_k_scalar(int64_t n, const void* w, const void* a);
 float dot_q5_k_scalar(int64_t n, const void* w, const void* a);
 float dot_q6_k_scalar(int64_t n, const void* w, const void* a);
 
-// AVX2 + FMA + F16C versions of one row (vec_dot_avx2.cpp).
-float dot_f32_avx2(int64_t n, const void* w, const void* a);
-float dot_f16_avx2(int64_t n, const void* w, const void* a);
-float dot_bf16_avx2(int64_t n, const void* w, const void* a);
-float dot_q8_0_avx2(int64_t n, const void* w, const void* a);
-float dot_q4_0_avx2(int64_t n, const void* w, const void* a);
-float dot_q4_k_avx2(int64_t n, const void* w, const void* a);
-float dot_q5_k_avx2(int64_t n, const void* w, const void* a);
-float dot_q6_k_avx2(int64_t n, const void* w, const void* a);
-
 // Q8_0 with AVX-512 VNNI (vec_dot_avx512vnni.cpp), in the block-exact order of vec_dot_q8_0.h:
 // dot_rows for one activation row; the token-interleaved copy of n_tokens activation rows that
 // dot_q8_0_packed_vnni reads (written to *packed); and out[t * ldo + r] = dot(row r, token t) from that copy.
