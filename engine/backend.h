@@ -7,6 +7,7 @@
 // tensors they come from; a backend may keep its own copies of them, prepared in `prepare`.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -15,6 +16,7 @@
 
 #include "engine/arch.h"
 #include "engine/gguf.h"
+#include "engine/model.h"
 #include "engine/status.h"
 
 namespace pginfer {
@@ -89,6 +91,11 @@ struct AttentionParams {
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;
   float scale = 1.0f;  // applied to q.k before the softmax
+
+  // A model's: its head counts and size, scale 1 / sqrt(head_dim).
+  static AttentionParams of(const ModelConfig& c) {
+    return {c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt((float)c.head_dim)};
+  }
 };
 
 // One sequence's share of a batched attention call (Backend::attention_batch): its cache and its number of

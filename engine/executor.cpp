@@ -69,11 +69,7 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
   rope.freq_base = c.rope_freq_base;
   rope.freq_scale = c.rope_freq_scale;
   rope.freq_factors = model_.rope_freqs();
-  AttentionParams ap;
-  ap.n_head = c.n_head;
-  ap.n_head_kv = c.n_head_kv;
-  ap.head_dim = c.head_dim;
-  ap.scale = 1.0f / std::sqrt((float)c.head_dim);
+  const AttentionParams ap = AttentionParams::of(c);
 
   be.embed(model_.token_embd(), ids_.data(), n, x);
   for (int64_t il = 0; il < c.n_layer; ++il) {

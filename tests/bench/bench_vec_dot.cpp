@@ -28,28 +28,35 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// GB/s of dot_rows over `copies` matrices taken in turn, for at least `min_seconds`.
-double measure(SimdLevel level, TensorType type, int64_t n, int64_t rows, const std::vector<uint8_t>& w,
-               size_t matrix_bytes, int copies, const std::vector<uint8_t>& act, double min_seconds) {
-  const size_t stride = row_bytes(type, n);
-  std::vector<float> out(rows);
-  // Warm-up pass over every copy (page faults, caches).
-  for (int c = 0; c < copies; ++c)
-    dot_rows_level(level, type, n, w.data() + c * matrix_bytes, stride, rows, act.data(), out.data());
-  double best = 0;
+// The shortest time per call of pass(i) (i counting the calls), over 3 rounds of at least min_seconds / 3.
+template <typename Pass>
+double best_seconds_per_pass(Pass&& pass, double min_seconds) {
+  double best = 1e30;
+  int64_t i = 0;
   for (int rep = 0; rep < 3; ++rep) {
     int64_t passes = 0;
     const auto t0 = std::chrono::steady_clock::now();
     double elapsed = 0;
     do {
-      for (int c = 0; c < copies; ++c, ++passes) {
-        dot_rows_level(level, type, n, w.data() + c * matrix_bytes, stride, rows, act.data(), out.data());
-      }
+      pass(i++);
+      ++passes;
       elapsed = seconds_since(t0);
     } while (elapsed < min_seconds / 3);
-    best = std::max(best, (double)passes * matrix_bytes / elapsed / 1e9);
+    best = std::min(best, elapsed / passes);
   }
   return best;
+}
+
+// GB/s of dot_rows over `copies` matrices taken in turn, for at least `min_seconds`.
+double measure(SimdLevel level, TensorType type, int64_t n, int64_t rows, const std::vector<uint8_t>& w,
+               size_t matrix_bytes, int copies, const std::vector<uint8_t>& act, double min_seconds) {
+  const size_t stride = row_bytes(type, n);
+  std::vector<float> out(rows);
+  auto pass = [&](int64_t i) {
+    dot_rows_level(level, type, n, w.data() + (i % copies) * matrix_bytes, stride, rows, act.data(), out.data());
+  };
+  for (int c = 0; c < copies; ++c) pass(c);  // warm-up over every copy (page faults, caches)
+  return (double)matrix_bytes / best_seconds_per_pass(pass, min_seconds) / 1e9;
 }
 
 }  // namespace
@@ -76,26 +83,14 @@ double measure_tokens(TensorType type, int64_t n, int64_t rows, int64_t n_tokens
   prepared.set(type, n, acts.data(), act_bytes, n_tokens);
   std::vector<float> out(rows * n_tokens);
   const int64_t band = std::max<int64_t>(4, (int64_t)(128 * 1024 / stride) / 4 * 4);
-  auto pass = [&] {
+  auto pass = [&](int64_t) {
     for (int64_t r0 = 0; r0 < rows; r0 += band) {
       dot_rows_tokens(type, n, w.data() + r0 * stride, stride, std::min(band, rows - r0), prepared, out.data() + r0,
                       rows);
     }
   };
-  pass();
-  double best = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {
-    int64_t passes = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    double elapsed = 0;
-    do {
-      pass();
-      ++passes;
-      elapsed = seconds_since(t0);
-    } while (elapsed < min_seconds / 3);
-    best = std::min(best, elapsed / passes);
-  }
-  return (double)rows * n * n_tokens / best / 1e9;
+  pass(0);
+  return (double)rows * n * n_tokens / best_seconds_per_pass(pass, min_seconds) / 1e9;
 }
 
 int main(int argc, char** argv) {

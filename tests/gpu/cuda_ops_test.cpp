@@ -165,11 +165,7 @@ TEST_F(CudaOps, AttentionPromptThenDecode) {
   for (const char* shape : {"tiny", "tiny-llama3"}) {
     Pair p = open(shape, TensorType::F32);
     const ModelConfig& c = p.model->config();
-    AttentionParams ap;
-    ap.n_head = c.n_head;
-    ap.n_head_kv = c.n_head_kv;
-    ap.head_dim = c.head_dim;
-    ap.scale = 1.0f / std::sqrt((float)c.head_dim);
+    const AttentionParams ap = AttentionParams::of(c);
     std::unique_ptr<KvCache> kc, kg;
     ASSERT_TRUE(p.cpu->create_kv_cache(2, 512, c.kv_dim(), &kc).ok());
     ASSERT_TRUE(p.gpu->create_kv_cache(2, 512, c.kv_dim(), &kg).ok());
@@ -202,11 +198,7 @@ TEST_F(CudaOps, PagedAttentionMatchesCpuAndContiguous) {
   for (const char* shape : {"tiny", "tiny-llama3"}) {
     Pair p = open(shape, TensorType::F32);
     const ModelConfig& c = p.model->config();
-    AttentionParams ap;
-    ap.n_head = c.n_head;
-    ap.n_head_kv = c.n_head_kv;
-    ap.head_dim = c.head_dim;
-    ap.scale = 1.0f / std::sqrt((float)c.head_dim);
+    const AttentionParams ap = AttentionParams::of(c);
     const int64_t n_blocks = 40, block_size = 16, layer = 1;
     std::unique_ptr<KvPool> pool_cpu, pool_gpu;
     ASSERT_TRUE(p.cpu->create_kv_pool(2, n_blocks, block_size, c.kv_dim(), &pool_cpu).ok());
@@ -262,11 +254,7 @@ TEST_F(CudaOps, BatchedAttentionMatchesPerChunkAndCpu) {
   for (const char* shape : {"tiny", "tiny-llama3"}) {
     Pair p = open(shape, TensorType::F32);
     const ModelConfig& c = p.model->config();
-    AttentionParams ap;
-    ap.n_head = c.n_head;
-    ap.n_head_kv = c.n_head_kv;
-    ap.head_dim = c.head_dim;
-    ap.scale = 1.0f / std::sqrt((float)c.head_dim);
+    const AttentionParams ap = AttentionParams::of(c);
     const std::vector<float> want = testing::run_attention_batch_case(*p.cpu, ap, false);
     const std::vector<float> per_chunk = testing::run_attention_batch_case(*p.gpu, ap, false);
     const std::vector<float> batched = testing::run_attention_batch_case(*p.gpu, ap, true);

@@ -408,8 +408,9 @@ TEST(CpuBackend, MatmulPathsAgree) {
   }
 }
 
-// Backend::attention_batch's default (the CPU backend's) runs the chunks in order: bit for bit what per-chunk
-// attention calls give, a chunk reading a shared block that an earlier chunk of the call writes included.
+// The CPU backend's attention_batch (every chunk's keys and values stored, then all tokens in one loop): bit for
+// bit what per-chunk attention calls give, a chunk reading a shared block that an earlier chunk of the call
+// writes included.
 TEST(CpuBackend, AttentionBatchEqualsPerChunkCalls) {
   std::unique_ptr<Backend> cpu = make_cpu_backend({2});
   AttentionParams ap;
