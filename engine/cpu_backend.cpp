@@ -6,6 +6,7 @@
 // Products of float weights (F32, F16, BF16) with many tokens dequantize bands of rows into a cache-sized
 // tile and call sgemm on every thread (kernels/cpu/gemm.h).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -149,6 +150,7 @@ class CpuBackend : public Backend {
   }
 
   void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override {
+    converted_ = {};
     const int64_t dim = table.ne[0];
     const size_t stride = row_bytes(table.type, dim);
     for (int64_t t = 0; t < n_tokens; ++t) {
@@ -158,6 +160,7 @@ class CpuBackend : public Backend {
 
   void rms_norm(const float* x, const GgufTensor& weight, float eps, int64_t n_tokens, int64_t dim,
                 float* out) override {
+    converted_ = {};
     const float* w = floats_of(weight);
     for_tokens(n_tokens, [&](int64_t t) { rms_norm_row(x + t * dim, w, eps, dim, out + t * dim); });
   }
@@ -179,10 +182,14 @@ class CpuBackend : public Backend {
       const float* b = floats_of(*bias);
       for (int64_t t = 0; t < n_tokens; ++t) add_row(y + t * rows, b, rows, y + t * rows);
     }
+    // A product that wrote over its own input's memory leaves no valid conversion of it.
+    const uintptr_t xb = reinterpret_cast<uintptr_t>(x), yb = reinterpret_cast<uintptr_t>(y);
+    if (yb < xb + n_tokens * k * sizeof(float) && xb < yb + n_tokens * rows * sizeof(float)) converted_ = {};
   }
 
   void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
             const RopeParams& p) override {
+    converted_ = {};
     const float* factors = p.freq_factors ? floats_of(*p.freq_factors) : nullptr;
     const bool neox = p.style == RopeStyle::Neox;
     for_tokens(n_tokens, [&](int64_t t) {
@@ -204,6 +211,7 @@ class CpuBackend : public Backend {
   // reads a row that a later chunk writes (Backend::attention_batch), with one dispatch for all sequences.
   void attention_batch(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k,
                        const float* v, const int32_t* pos, const AttentionParams& p, float* out) override {
+    converted_ = {};
     const int64_t kv_dim = p.n_head_kv * p.head_dim, q_dim = p.n_head * p.head_dim;
     views_.clear();
     token_view_.clear();
@@ -243,10 +251,12 @@ class CpuBackend : public Backend {
   }
 
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
+    converted_ = {};
     for_chunks(n, [&](int64_t b, int64_t e) { swiglu_row(gate + b, up + b, e - b, out + b); });
   }
 
   void add(const float* a, const float* b, int64_t n, float* out) override {
+    converted_ = {};
     for_chunks(n, [&](int64_t s, int64_t e) { add_row(a + s, b + s, e - s, out + s); });
   }
 
@@ -255,6 +265,7 @@ class CpuBackend : public Backend {
   }
 
   void write(const float* host_src, int64_t n, float* dst) override {
+    converted_ = {};
     std::memcpy(dst, host_src, n * sizeof(float));
   }
 
@@ -330,8 +341,15 @@ class CpuBackend : public Backend {
                   int64_t n_tokens, float* y) {
     const TensorType vt = vec_dot_type(type);
     const size_t act_bytes = row_bytes(vt, k);
-    act_.resize(act_bytes * n_tokens);
-    for_tokens(n_tokens, [&](int64_t t) { quantize_row(vt, x + t * k, act_.data() + t * act_bytes, k); });
+    // The q, k and v projections (and gate and up) take the same input one after the other: it is converted
+    // and packed once (converted_ is dropped by every operation that may write activations).
+    const ConvertedInput input{x, n_tokens, k, type};
+    if (!(input == converted_)) {
+      act_.resize(act_bytes * n_tokens);
+      for_tokens(n_tokens, [&](int64_t t) { quantize_row(vt, x + t * k, act_.data() + t * act_bytes, k); });
+      tokens_.set(type, k, act_.data(), act_bytes, n_tokens);
+      converted_ = input;
+    }
     int64_t band;
     if (n_tokens == 1) {
       // Bands small enough to balance threads, large enough to amortise dispatch.
@@ -341,7 +359,6 @@ class CpuBackend : public Backend {
       band = std::clamp<int64_t>((int64_t)(kBandBytes / stride) / 4 * 4, 4, 256);
     }
     const int64_t n_bands = (rows + band - 1) / band;
-    tokens_.set(type, k, act_.data(), act_bytes, n_tokens);
     pool_.parallel_for(n_bands, [&](int64_t b, int) {
       const int64_t r0 = b * band;
       const int64_t nr = std::min(band, rows - r0);
@@ -376,6 +393,15 @@ class CpuBackend : public Backend {
   std::vector<Scratch> scratch_;
   std::vector<uint8_t> act_;  // quantized activations of the current product
   TokenActivations tokens_;   // the same, prepared for dot_rows_tokens
+  // Which input act_ and tokens_ hold: its address, tokens, length and the weight type it was prepared for.
+  struct ConvertedInput {
+    const float* x = nullptr;
+    int64_t n_tokens = 0;
+    int64_t k = 0;
+    TensorType type = TensorType::F32;
+    bool operator==(const ConvertedInput&) const = default;
+  };
+  ConvertedInput converted_;  // empty (x null) after any operation that may write activations
   std::vector<RowsOfLayer> views_;    // an attention call's caches, one per chunk
   std::vector<int32_t> token_view_;   // each token's entry in views_
   std::vector<float> xr_;     // rounded activations of the current product

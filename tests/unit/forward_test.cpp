@@ -386,6 +386,43 @@ namespace {
 // The two product paths of the CPU backend for float weights (sgemm tiles for many tokens, SIMD dots for
 // few) agree to float rounding, on the real rows of a model. Quantized weights take one path for any
 // number of tokens; its bit-identity per token is tested in vec_dot_test and kernels_test.
+// The backend converts a product's input once for consecutive products that read it (q, k, v); an input
+// changed in between, by any operation, is converted again: each product equals one on a fresh backend.
+TEST(CpuBackend, ProductsSeeTheirInputChange) {
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
+    Loaded l = load(synthetic_model("tiny", type));
+    const GgufTensor& w = *l.model->layers()[0].wq;
+    const int64_t k = w.ne[0], rows = w.ne[1];
+    for (int64_t n : {1, 6, 20}) {
+      std::vector<float> x(n * k), y(n * rows), want(n * rows);
+      uint64_t s = 5 + n;
+      for (auto& v : x) s = s * 6364136223846793005ull + 1, v = (float)((s >> 40) % 2001) / 1000.0f - 1.0f;
+      // What a fresh backend gives for x as it is now.
+      auto fresh = [&] {
+        std::unique_ptr<Backend> other = make_cpu_backend({2});
+        EXPECT_TRUE(other->prepare(*l.model).ok());
+        other->matmul(w, nullptr, x.data(), n, want.data());
+      };
+      l.backend->matmul(w, nullptr, x.data(), n, y.data());
+      fresh();
+      EXPECT_EQ(y, want) << type_name(type) << " n=" << n;
+      l.backend->matmul(w, nullptr, x.data(), n, y.data());  // the same input again: the conversion reused
+      EXPECT_EQ(y, want) << type_name(type) << " n=" << n;
+      std::vector<float> changed(x.size());
+      for (size_t i = 0; i < x.size(); ++i) changed[i] = -0.5f * x[i];
+      l.backend->write(changed.data(), n * k, x.data());  // through the backend, at the same address
+      x = changed;
+      l.backend->matmul(w, nullptr, x.data(), n, y.data());
+      fresh();
+      EXPECT_EQ(y, want) << type_name(type) << " n=" << n << " after write";
+      l.backend->add(x.data(), x.data(), n * k, x.data());  // an operation writing the input in place
+      l.backend->matmul(w, nullptr, x.data(), n, y.data());
+      fresh();
+      EXPECT_EQ(y, want) << type_name(type) << " n=" << n << " after add";
+    }
+  }
+}
+
 TEST(CpuBackend, MatmulPathsAgree) {
   for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
     Loaded l = load(synthetic_model("tiny", type));
