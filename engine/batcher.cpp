@@ -5,6 +5,15 @@
 
 namespace pginfer {
 
+namespace {
+
+// Nanoseconds since `t0`.
+int64_t ns_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
 bool BatchJob::wait_for(std::chrono::milliseconds timeout, std::vector<std::string>* streamed) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto done = [&] { return !error_.ok() || finished_ == (int)sequences.size() || !pending_.empty(); };
@@ -171,8 +180,7 @@ void Batcher::loop() {
     if (!scheduler_->idle()) {
       const auto t0 = std::chrono::steady_clock::now();
       const bool scheduled = step();
-      stats_.busy_us.fetch_add(
-          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+      stats_.busy_us.fetch_add(ns_since(t0) / 1000);
       // Nothing could run (should not happen: a request that fits the pool always fits an empty one): do
       // not spin.
       if (!scheduled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -184,7 +192,9 @@ void Batcher::loop() {
 
 bool Batcher::step() {
   StepPlan plan;
+  auto t0 = std::chrono::steady_clock::now();
   Status st = scheduler_->step(&plan);
+  stats_.schedule_ns.fetch_add(ns_since(t0));
   if (!st.ok() || plan.chunks.empty()) {
     if (!st.ok()) {  // a bookkeeping bug: fail everything rather than loop
       for (auto& [id, l] : live_) l.job->fail(st);
@@ -230,7 +240,9 @@ bool Batcher::step() {
     o.finish = !g.wants_more();
     outputs.push_back(o);
   }
+  t0 = std::chrono::steady_clock::now();
   st = scheduler_->update_from_output(plan, outputs, &result);
+  stats_.schedule_ns.fetch_add(ns_since(t0));
   for (const FinishedRequest& f : result.finished) {
     Live& l = live_.at(f.id);
     if (l.sequence->generation->wants_more()) l.sequence->generation->cancel();  // ended by the scheduler

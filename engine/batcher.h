@@ -80,6 +80,8 @@ struct BatcherStats {
   std::atomic<int64_t> prompt_tokens{0};
   std::atomic<int64_t> generated_tokens{0};
   std::atomic<int64_t> busy_us{0};           // time spent in passes
+  std::atomic<int64_t> schedule_ns{0};       // of that, nanoseconds planning and applying steps (scheduler, KV cache
+                                             // manager and block pool: the prefix cache's bookkeeping)
   std::atomic<int64_t> queued{0};            // sequences waiting to start (or preempted)
   std::atomic<int64_t> running{0};           // sequences in passes
   std::atomic<int64_t> blocks_used{0};       // KV blocks held by sequences

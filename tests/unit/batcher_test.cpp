@@ -112,6 +112,9 @@ TEST(Batcher, SequencesTogetherGiveWhatEachGivesAlone) {
   EXPECT_EQ(b->stats().requests.load(), 10);
   EXPECT_EQ(b->stats().running.load(), 0);
   EXPECT_EQ(b->stats().queued.load(), 0);
+  // Planning is timed, and is part of the time in passes (each pass's microseconds are rounded down).
+  EXPECT_GT(b->stats().schedule_ns.load(), 0);
+  EXPECT_LE(b->stats().schedule_ns.load(), b->stats().busy_us.load() * 1000 + 1000000);
 }
 
 // Rows that share a long instruction: the prefix cache serves it after the first, the tokens stay exactly
