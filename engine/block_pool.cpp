@@ -1,5 +1,6 @@
-// engine/block_pool.cpp: the KV block pool: allocation from the LRU free queue, reference counts, the
-// prefix-cache map with verified lookups, and invariant checks.
+// engine/block_pool.cpp: the KV block pool: allocation from the free queue (uncached blocks first, then
+// cached ones least recently used first), reference counts, the prefix-cache map with verified lookups, and
+// invariant checks.
 #include "engine/block_pool.h"
 
 #include <algorithm>
@@ -79,6 +80,16 @@ void BlockPool::push_free_back(BlockId id) {
   ++num_free_;
 }
 
+void BlockPool::push_free_front(BlockId id) {
+  KvBlock& b = blocks_[(size_t)id];
+  b.prev_free = -1;
+  b.next_free = free_front_;
+  if (free_front_ >= 0) blocks_[(size_t)free_front_].prev_free = id; else free_back_ = id;
+  free_front_ = id;
+  b.in_free_queue = true;
+  ++num_free_;
+}
+
 void BlockPool::drop_hash(KvBlock& b) {
   if (!b.has_hash) return;
   auto it = cached_.find(b.hash);
@@ -142,7 +153,8 @@ Status BlockPool::free(std::span<const BlockId> ids) {
   for (BlockId id : ids) {
     KvBlock& b = blocks_[(size_t)id];
     if (b.ref_count <= 0) return internal_error("kv block " + std::to_string(id) + " freed more times than referenced");
-    if (--b.ref_count == 0) push_free_back(id);
+    if (--b.ref_count > 0) continue;
+    if (b.has_hash) push_free_back(id); else push_free_front(id);
   }
   return Status();
 }
@@ -170,7 +182,13 @@ Status BlockPool::cache_block(BlockId id, BlockHash hash, BlockHash parent, uint
 
 void BlockPool::uncache(BlockId id) {
   if (id < 0 || id >= num_blocks()) return;
-  drop_hash(blocks_[(size_t)id]);
+  KvBlock& b = blocks_[(size_t)id];
+  if (!b.has_hash) return;
+  drop_hash(b);
+  if (b.in_free_queue) {  // nothing worth keeping any more: reused first
+    remove_free(id);
+    push_free_front(id);
+  }
 }
 
 void BlockPool::clear_cache() {
@@ -189,9 +207,11 @@ std::vector<BlockId> BlockPool::free_queue() const {
 }
 
 Status BlockPool::check_invariants() const {
-  // Walk the free queue: links consistent, every member free, count matches.
+  // Walk the free queue: links consistent, every member free, uncached blocks ahead of cached ones, count
+  // matches.
   int32_t walked = 0;
   BlockId prev = -1;
+  bool seen_cached = false;
   for (BlockId id = free_front_; id >= 0; id = blocks_[(size_t)id].next_free) {
     if (id >= num_blocks()) return internal_error("free queue holds out-of-range id " + std::to_string(id));
     const KvBlock& b = blocks_[(size_t)id];
@@ -199,6 +219,9 @@ Status BlockPool::check_invariants() const {
     if (!b.in_free_queue || b.ref_count != 0)
       return internal_error("free queue holds block " + std::to_string(id) + " with ref_count " +
                             std::to_string(b.ref_count));
+    if (seen_cached && !b.has_hash)
+      return internal_error("free queue holds uncached block " + std::to_string(id) + " behind a cached one");
+    seen_cached = seen_cached || b.has_hash;
     prev = id;
     if (++walked > num_blocks()) return internal_error("free queue has a cycle");
   }

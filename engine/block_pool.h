@@ -9,9 +9,12 @@
 //   in use  (ref_count > 0): held by one or more requests' block tables;
 //   free    (ref_count == 0): in the free queue, an LRU list. A free block may still carry a hash, in which
 //           case its K/V stays valid and a later request with the same prefix can take it back (`touch`).
-// Allocation takes blocks from the front of the free queue (least recently used), dropping the hash of a
-// cached block it reuses (an eviction). Freed blocks are appended at the back, in the order the caller
-// gives, so callers free a sequence's blocks tail first: the tail of a prefix is evicted before its head.
+// Allocation takes blocks from the front of the free queue, dropping the hash of a cached block it reuses (an
+// eviction). A freed block that is cached is appended at the back, in the order the caller gives, so callers
+// free a sequence's blocks tail first: the tail of a prefix is evicted before its head. A freed block that is
+// not cached holds nothing worth keeping: it goes to the front and is reused first, so a cached block is
+// evicted only when no uncached block is free (and a pool in host memory only touches the pages it needs while
+// nothing is cached).
 //
 // Prefix cache: a full block is cached under a 64-bit hash of (parent block's hash, extra key, its tokens),
 // see hash_block. The map holds one block per hash; a second full block with the same content stays
@@ -95,8 +98,10 @@ class BlockPool {
   // its count was 0. InvalidArgument for an id out of range or a free block that is not cached.
   Status touch(BlockId id);
 
-  // Drops one reference on each block, in order; a block reaching 0 is appended to the back of the free
-  // queue and keeps its hash (it stays cached). Pass a sequence's blocks tail first. InvalidArgument,
+  // Drops one reference on each block, in order; a block reaching 0 keeps its hash (it stays cached) and is
+  // appended to the back of the free queue, or, when it is not cached, put at the front (a sequence's
+  // uncached blocks, freed tail first, end up at the front in table order). Pass a sequence's blocks tail
+  // first. InvalidArgument,
   // changing nothing, for an id out of range or a block that is already free; Internal if a block is
   // listed more times than its references.
   Status free(std::span<const BlockId> ids);
@@ -109,7 +114,7 @@ class BlockPool {
                      std::span<const int32_t> tokens, bool* cached = nullptr);
 
   // Drops the hash of block `id` if it has one (its K/V is no longer trusted); the block keeps its
-  // references and its place in the free queue. Ids out of range are ignored.
+  // references, and moves to the front of the free queue when it is free. Ids out of range are ignored.
   void uncache(BlockId id);
 
   // Drops every hash (for example after the model's weights changed). Reference counts are unchanged.
@@ -131,6 +136,8 @@ class BlockPool {
   void remove_free(BlockId id);
   // Links block `id` at the back of the free queue.
   void push_free_back(BlockId id);
+  // Links block `id` at the front of the free queue (the next one allocated).
+  void push_free_front(BlockId id);
   // Drops a block's hash and map entry (no-op when it has none).
   void drop_hash(KvBlock& b);
 

@@ -1,5 +1,5 @@
-// tests/unit/block_pool_test.cpp: the KV block pool: counts, LRU free-queue order, cached blocks that
-// survive free and are evicted only for room, touch, verified lookups, hash chaining, bad input.
+// tests/unit/block_pool_test.cpp: the KV block pool: counts, free-queue order (uncached first, then LRU),
+// cached blocks that survive free and are evicted only for room, touch, verified lookups, hash chaining, bad input.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -58,18 +58,50 @@ TEST(BlockPool, AllocateAndFreeCounts) {
   EXPECT_TRUE(p->check_invariants().ok());
 }
 
-TEST(BlockPool, FreeQueueIsLruWithFreedBlocksAtTheBack) {
+TEST(BlockPool, FreeQueueIsLruWithCachedBlocksAtTheBackAndUncachedAtTheFront) {
   auto p = make_pool(6, 4);
   std::vector<BlockId> a;
   ASSERT_TRUE(p->allocate(3, &a).ok());
   EXPECT_EQ(a, (std::vector<BlockId>{0, 1, 2}));  // taken from the front
-  // A request frees its sequence tail first: the tail will be evicted before the head.
+  // Blocks 0 and 1 hold full blocks of a prefix; block 2 holds a partial tail and stays uncached.
+  for (int32_t i = 0; i < 2; ++i) {
+    const auto t = iota_tokens(4, 10 * i);
+    ASSERT_TRUE(p->cache_block(a[(size_t)i], hash_block(kRootBlockHash, 0, t), kRootBlockHash, 0, t).ok());
+  }
+  // A request frees its sequence tail first: the tail of the prefix will be evicted before its head, and the
+  // uncached block is reused before anything cached.
   const std::vector<BlockId> reversed(a.rbegin(), a.rend());
   ASSERT_TRUE(p->free(reversed).ok());
-  EXPECT_EQ(p->free_queue(), (std::vector<BlockId>{3, 4, 5, 2, 1, 0}));
+  EXPECT_EQ(p->free_queue(), (std::vector<BlockId>{2, 3, 4, 5, 1, 0}));
   std::vector<BlockId> b;
-  ASSERT_TRUE(p->allocate(4, &b).ok());
-  EXPECT_EQ(b, (std::vector<BlockId>{3, 4, 5, 2}));
+  ASSERT_TRUE(p->allocate(5, &b).ok());
+  EXPECT_EQ(b, (std::vector<BlockId>{2, 3, 4, 5, 1}));
+  EXPECT_EQ(p->stats().evictions, 1);
+  // Uncached blocks freed tail first come back in table order, ready to be reused as they were.
+  const std::vector<BlockId> tail_first = {5, 4, 3};
+  ASSERT_TRUE(p->free(tail_first).ok());
+  EXPECT_EQ(p->free_queue(), (std::vector<BlockId>{3, 4, 5, 0}));
+  EXPECT_TRUE(p->check_invariants().ok());
+}
+
+// The bug this guards against: a cached block freed before an uncached one was evicted first, although the
+// uncached block held nothing worth keeping.
+TEST(BlockPool, CachedBlockOutlivesUncachedBlocksFreedAfterIt) {
+  auto p = make_pool(2, 4);
+  std::vector<BlockId> a;
+  ASSERT_TRUE(p->allocate(1, &a).ok());
+  const auto toks = iota_tokens(4, 100);
+  const BlockHash h = hash_block(kRootBlockHash, 0, toks);
+  ASSERT_TRUE(p->cache_block(a[0], h, kRootBlockHash, 0, toks).ok());
+  ASSERT_TRUE(p->free(a).ok());
+  for (int round = 0; round < 3; ++round) {  // a request that opted out of the cache, again and again
+    std::vector<BlockId> b;
+    ASSERT_TRUE(p->allocate(1, &b).ok());
+    EXPECT_NE(b[0], a[0]);
+    ASSERT_TRUE(p->free(b).ok());
+  }
+  EXPECT_EQ(p->find_cached(h, kRootBlockHash, 0, toks), a[0]);
+  EXPECT_EQ(p->stats().evictions, 0);
   EXPECT_TRUE(p->check_invariants().ok());
 }
 
@@ -213,6 +245,15 @@ TEST(BlockPool, UncacheAndClearCache) {
   p->clear_cache();
   EXPECT_EQ(p->num_cached(), 0);
   EXPECT_EQ(p->num_used(), 3);  // references untouched
+  EXPECT_TRUE(p->check_invariants().ok());
+  // A free cached block that is uncached moves to the front: it is reused first.
+  const std::vector<int32_t> t = {9};
+  ASSERT_TRUE(p->cache_block(a[0], hash_block(kRootBlockHash, 0, t), kRootBlockHash, 0, t).ok());
+  const BlockId first[] = {a[0]};
+  ASSERT_TRUE(p->free(first).ok());
+  EXPECT_EQ(p->free_queue(), (std::vector<BlockId>{3, a[0]}));
+  p->uncache(a[0]);
+  EXPECT_EQ(p->free_queue(), (std::vector<BlockId>{a[0], 3}));
   EXPECT_TRUE(p->check_invariants().ok());
 }
 

@@ -133,11 +133,13 @@ TEST(KvCacheManager, CachedBlocksOutliveTheirRequestAndEvictTailFirst) {
   const auto ta = f.table(1);
   ASSERT_TRUE(f.kv->free(1).ok());
   EXPECT_EQ(f.pool->num_cached(), 3);
-  // Freed tail first: the last block of the sequence comes first in eviction order.
+  // Freed tail first: the last cached block of the sequence comes first in eviction order; the uncached
+  // partial block goes to the front, to be reused before anything cached.
   const auto q = f.pool->free_queue();
   ASSERT_EQ(q.size(), 7u);
-  EXPECT_EQ(std::vector<BlockId>(q.end() - 4, q.end()), (std::vector<BlockId>{ta[3], ta[2], ta[1], ta[0]}));
-  // Taking 4 blocks uses the 3 never-used ones, then a's uncached partial block: nothing cached is lost.
+  EXPECT_EQ(q.front(), ta[3]);
+  EXPECT_EQ(std::vector<BlockId>(q.end() - 3, q.end()), (std::vector<BlockId>{ta[2], ta[1], ta[0]}));
+  // Taking 4 blocks uses a's uncached partial block and the 3 never-used ones: nothing cached is lost.
   ASSERT_TRUE(f.kv->add_request(9, true).ok());
   bool ok = false;
   ASSERT_TRUE(f.kv->allocate_slots(9, seq(16, 900), 0, 16, PrefixHit(), &ok).ok());
