@@ -19,7 +19,9 @@
 //     first fill the whole pool once, so that neither setting pays for touching fresh pages of it.
 //
 //   bench_prefix_cache [--shape llama-160m] [--type Q8_0] [--threads 2] [--prompts 32] [--prompt-tokens 200]
-//                      [--gen 16] [--rounds 6] [--replays 200] [--vocab-dir DIR] [--work DIR]
+//                      [--gen 16] [--rounds 6] [--replays 200] [--control 0|1] [--vocab-dir DIR] [--work DIR]
+// --control 1 runs both columns of the end-to-end rounds without the cache: what the machine's noise alone
+// makes of the comparison.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -53,6 +55,7 @@ struct Settings {
   int gen = 16;
   int rounds = 6;
   int replays = 200;
+  bool control = false;  // --control: the end-to-end rounds "with the cache" run without it too (the noise floor)
   std::string vocab_dir = PG_INFER_SHARED_DIR "/vocab";
   std::string work = std::filesystem::temp_directory_path().string();
 };
@@ -250,7 +253,7 @@ int end_to_end(const Settings& s, const Batcher::Options& engine) {
       auto seq = std::make_unique<BatchSequence>();
       seq->prompt = std::move(p);
       seq->max_tokens = s.gen;
-      seq->prefix_caching = caching;
+      seq->prefix_caching = caching && !s.control;
       if (!Generation::create(vocab.get(), seq->prompt, o, &seq->generation).ok()) return false;
       job->sequences.push_back(std::move(seq));
     }
@@ -317,6 +320,7 @@ int main(int argc, char** argv) {
     else if (k == "--gen") s.gen = std::atoi(v.c_str());
     else if (k == "--rounds") s.rounds = std::atoi(v.c_str());
     else if (k == "--replays") s.replays = std::atoi(v.c_str());
+    else if (k == "--control") s.control = v == "1";
     else if (k == "--vocab-dir") s.vocab_dir = v;
     else if (k == "--work") s.work = v;
     else return std::fprintf(stderr, "unknown option %s\n", k.c_str()), 2;
@@ -332,9 +336,10 @@ int main(int argc, char** argv) {
   const int64_t kv_dim = (int64_t)shape->n_head_kv * (shape->n_embd / shape->n_head);
   const int64_t block_bytes = engine.block_size * shape->n_layer * kv_dim * 2 * 2;
   engine.kv_blocks = (int64_t{1} << 30) / block_bytes;
-  std::printf("model: %s %s, %d threads; %d prompts x %d tokens + %d new per round; KV pool %lld blocks of %lld\n",
+  std::printf("model: %s %s, %d threads; %d prompts x %d tokens + %d new per round; KV pool %lld blocks of %lld%s\n",
               s.shape.c_str(), s.type.c_str(), s.threads, s.prompts, s.prompt_tokens, s.gen,
-              (long long)engine.kv_blocks, (long long)engine.block_size);
+              (long long)engine.kv_blocks, (long long)engine.block_size,
+              s.control ? "; CONTROL: the cache is off in both columns" : "");
   // Vocabulary size only matters for the prompts' ids; the llama vocabulary has 32000.
   if (!planning_alone(s, (int32_t)engine.kv_blocks, engine, 32000)) return 1;
   return end_to_end(s, engine);
