@@ -110,5 +110,12 @@ if [ $bench = 1 ]; then
   timeout $left "$bin/bench_gpu" --vocab-dir "$bundle/vocab" --work /tmp --peak-gbs $peak --prompt 512 --gen 64 \
     2>&1 | tee "$out/bench_gpu.txt" | tee -a "$log"
   say "rc=${PIPESTATUS[0]}"
+  # The peer: HF transformers on the same shape (the device image has torch and transformers).
+  left=$(( ${BUDGET_S:-190} - $(elapsed) ))
+  if [ $left -ge 30 ] && command -v python3 >/dev/null; then
+    say "== bench_hf ($(elapsed) s)"
+    PYTHONUNBUFFERED=1 timeout $left python3 "$root/tests/bench/bench_hf.py" --infer "$bin/infer" \
+      --model /tmp/tinyllama-1.1b-F16.gguf --ours "$out/bench_gpu.txt" 2>&1 | tail -8 | tee -a "$log"
+  fi
 fi
 say "== done in $(elapsed) s"
