@@ -58,16 +58,50 @@ void dot_rows_level(SimdLevel level, TensorType type, int64_t n, const void* wei
   run_level(std::min(level, machine_simd_level()), type, n, weights, row_stride, rows, act, out);
 }
 
+namespace {
+
+// Tokens from which the packed kernel of `type` beats the one-token kernel run per token (one thread,
+// tests/bench/bench_vec_dot.cpp --tokens): Q8_0 and Q4_0 from 4; the K-quants, which scale every
+// super-block's weights before the tokens share them, from 8 (Q4_K: 40-46 against 34-37 GMAC/s at 8 tokens)
+// and 10 (Q6_K: 22-29 against 31-35 at 8). Types without a packed kernel: never.
+int64_t packed_min_tokens(TensorType type) {
+  switch (type) {
+    case TensorType::Q8_0:
+    case TensorType::Q4_0: return 4;
+    case TensorType::Q4_K: return 8;
+    case TensorType::Q6_K: return 10;
+    default: return INT64_MAX;
+  }
+}
+
+// The packed kernel of a weight type whose activations TokenActivations::set packs.
+using PackedDotFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
+                             int64_t n_tokens, float* out, int64_t ldo);
+PackedDotFn packed_fn(TensorType type) {
+  switch (type) {
+    case TensorType::Q8_0: return dot_q8_0_packed_vnni;
+    case TensorType::Q4_0: return dot_q4_0_packed_vnni;
+    case TensorType::Q4_K: return dot_q4_k_packed_vnni;
+    case TensorType::Q6_K: return dot_q6_k_packed_vnni;
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
 void TokenActivations::set(TensorType weight_type, int64_t n, const void* acts, size_t act_stride, int64_t n_tokens) {
   rows_ = static_cast<const uint8_t*>(acts);
   stride_ = act_stride;
   n_tokens_ = n_tokens;
   packed_.clear();
-  // The packed kernel pays off from a few tokens on; below that the one-token kernel runs per token.
   static const bool use_vnni = has_avx512_vnni();
-  if (use_vnni && n_tokens >= 4) {
-    if (weight_type == TensorType::Q8_0) pack_q8_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_);
-    if (weight_type == TensorType::Q4_0) pack_q4_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_);
+  if (!use_vnni || n_tokens < packed_min_tokens(weight_type)) return;
+  switch (weight_type) {
+    case TensorType::Q8_0: pack_q8_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
+    case TensorType::Q4_0: pack_q4_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
+    case TensorType::Q4_K:
+    case TensorType::Q6_K: pack_k_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
+    default: break;
   }
 }
 
@@ -75,10 +109,9 @@ void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row
                      const TokenActivations& acts, float* out, int64_t ldo) {
   static const SimdLevel level = simd_level();
   const uint8_t* w = static_cast<const uint8_t*>(weights);
-  if (!acts.packed().empty()) {  // packed by set() for this weight type
-    (type == TensorType::Q8_0 ? dot_q8_0_packed_vnni : dot_q4_0_packed_vnni)(n, w, row_stride, rows,
-                                                                              acts.packed().data(),
-                                                                              acts.n_tokens(), out, ldo);
+  const PackedDotFn packed = acts.packed().empty() ? nullptr : packed_fn(type);
+  if (packed) {  // packed by set() for this weight type
+    packed(n, w, row_stride, rows, acts.packed().data(), acts.n_tokens(), out, ldo);
     return;
   }
   // Otherwise the dot_rows kernels on bands of rows small enough to stay in cache across the tokens.

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/k_quants_avx512.h"
 #include "kernels/cpu/simd_x86.h"
 #include "kernels/cpu/vec_dot_impl.h"
 
@@ -147,20 +148,6 @@ void q4_0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y
 
 // ---- Q4_K and Q5_K ------------------------------------------------------------------------------------
 
-// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K super-block, as GGML unpacks them
-// (its utmp words), from the 12 packed bytes u0, u1, u2 (16 bytes are read; the block continues after
-// them): scales 0-3 = u0 & 0x3f.., scales 4-7 = (u2 & 0x0f..) | top bits of u0, mins 0-3 = u1 & 0x3f..,
-// mins 4-7 = (u2 >> 4 & 0x0f..) | top bits of u1 (a byte's bits 6-7 move to bits 4-5).
-inline __m128i unpack_scales_mins(const uint8_t* packed) {
-  const __m128i v = load128(packed);
-  const __m128i low =
-      _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
-                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
-                                    _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-  return _mm_or_si128(low, top);
-}
-
 // Byte shuffles picking, from 8 int16 scales repeated in every 128-bit lane, scale 2j for the low 256
 // bits and scale 2j+1 for the high 256 bits (j = 0..3).
 inline __m512i k4_scale_shuffle(int j) {
@@ -195,7 +182,7 @@ void qk_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y, 
     PGINFER_UNROLL
     for (int r = 0; r < R; ++r) {
       const Block& xb = x[r][b];
-      const __m128i sm = unpack_scales_mins(xb.scales);
+      const __m128i sm = k4_unpack_scales_mins(xb.scales);
       const __m256i sm16 = _mm256_cvtepu8_epi16(sm);  // scales 0-7, mins 8-15, as int16
       const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), q8s);
       const float dmin = -yd * half(xb.dmin);
@@ -245,8 +232,6 @@ void q6k_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y,
   __m256 acc[R];
   PGINFER_UNROLL
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const __m512i m30 = _mm512_set1_epi8(0x30);
   // Scales: element e of register v (values 64v..64v+63) is the scale of sub-block 4v + e/8.
   const __m512i sidx[4] = {
       _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
@@ -269,17 +254,8 @@ void q6k_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y,
       __m512i sumi = _mm512_setzero_si512();
       PGINFER_UNROLL
       for (int c = 0; c < 2; ++c) {
-        const __m512i l = load512(xb.ql + 64 * c);
-        const __m512i h = bcast256(xb.qh + 32 * c);
-        // qh bits 0-1 (low half) and 2-3 (high half) to bits 4-5 for the low values; bits 4-5 and 6-7 for
-        // the high values.
-        const __m512i h4 = _mm512_slli_epi16(h, 2);
-        const __m512i t0 = _mm512_and_si512(_mm512_mask_slli_epi16(h4, kLowHalf16, h4, 2), m30);
-        const __m512i h2 = _mm512_srli_epi16(h, 2);
-        const __m512i t1 = _mm512_and_si512(_mm512_mask_slli_epi16(h2, kLowHalf16, h2, 2), m30);
-        // (l & 0x0f) | t: ternary logic 0xEC = (A & C) | B with A = l, B = t, C = 0x0f.
-        const __m512i q0 = _mm512_ternarylogic_epi32(l, t0, low4, 0xec);
-        const __m512i q1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), t1, low4, 0xec);
+        __m512i q0, q1;
+        q6k_quants(xb, c, &q0, &q1);
         const __m512i p0 = _mm512_maddubs_epi16(q0, a[2 * c]);
         const __m512i p1 = _mm512_maddubs_epi16(q1, a[2 * c + 1]);
         sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p0, _mm512_permutexvar_epi16(sidx[2 * c], sc16)));

@@ -1,6 +1,6 @@
 // kernels/cpu/vnni_lanes.h: vector operations on 16 lanes (512 bits) or 8 (256 bits) under one set of names, so
-// that the packed batched kernels (vec_dot_avx512vnni.cpp, vec_dot_q4_0_avx512vnni.cpp) are written once for
-// both widths. Included only by translation units compiled for AVX-512 VNNI.
+// that the packed batched kernels (vec_dot_avx512vnni.cpp, vec_dot_q4_0_avx512vnni.cpp,
+// vec_dot_k_avx512vnni.cpp) are written once for both widths. Included only by translation units compiled for AVX-512 VNNI.
 #pragma once
 
 #include <immintrin.h>
@@ -24,7 +24,10 @@ struct Lanes16 {
   // Broadcasts a 256-bit vector whose 8 lanes are equal.
   static I widen(__m256i v) { return _mm512_broadcast_i64x4(v); }
   static I dpbusd(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I dpwssd(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
   static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static I shl5(I a) { return _mm512_slli_epi32(a, 5); }
   static I zero() { return _mm512_setzero_si512(); }
   static F zerof() { return _mm512_setzero_ps(); }
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
@@ -44,7 +47,10 @@ struct Lanes8 {
   static I set1(int32_t v) { return _mm256_set1_epi32(v); }
   static I widen(__m256i v) { return v; }
   static I dpbusd(I acc, I u, I s) { return _mm256_dpbusd_epi32(acc, u, s); }
+  static I dpwssd(I acc, I a, I b) { return _mm256_dpwssd_epi32(acc, a, b); }
   static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+  static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static I shl5(I a) { return _mm256_slli_epi32(a, 5); }
   static I zero() { return _mm256_setzero_si256(); }
   static F zerof() { return _mm256_setzero_ps(); }
   static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
