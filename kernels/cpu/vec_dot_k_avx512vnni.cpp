@@ -9,9 +9,10 @@
 // activation sums; GGML's trees sum the lanes at the end.
 //
 // Here the lanes of a register are tokens. A super-block's weights are multiplied by their scales into 256
-// int16 once per row (q * scale fits: at most 15 * 63 for Q4_K, 63 * 128 for Q6_K), and one vpdpwssd
-// multiplies a pair of them, broadcast, by the same pair of values of 16 tokens' activations, packed once per
-// product as int16 pairs (pack_k_tokens_vnni). Lane m takes the pairs 16u + 2m + k (k = 0, 1) for both types.
+// int16 once per product (q * scale fits: at most 15 * 63 for Q4_K, 63 * 128 for Q6_K; rows are scaled in
+// chunks that stay in L2 while every token passes), and one vpdpwssd multiplies a pair of them, broadcast, by
+// the same pair of values of 16 tokens' activations, packed once per product as int16 pairs
+// (pack_k_tokens_vnni). Lane m takes the pairs 16u + 2m + k (k = 0, 1) for both types.
 // Integer sums are exact in any order, so each token's lanes, their multiply-adds and the trees are the
 // one-token kernel's: results are bit-identical to dot_rows (vec_dot_test).
 #include <immintrin.h>
@@ -95,35 +96,32 @@ inline void scale_block(const BlockQ6_K& x, ScaledBlock* s) {
   s->dmin = 0.0f;
 }
 
-// Rows w0 + i * step (i < R) of Block (BlockQ4_K or BlockQ6_K) times the tokens of one packed group (n_valid of
+// Bytes of scaled super-blocks prepared at once: rows of a chunk are scaled once, then every token group
+// passes over them while they stay in L2.
+constexpr size_t kScaledBytes = 256 * 1024;
+
+// Scaled rows w0 + i * step (i < R; nb ScaledBlocks each) times the tokens of one packed group (n_valid of
 // them), results to out[t * ldo + i * ostep].
-template <class Block, class V, int R>
+template <class V, bool kQ4, int R>
 void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int64_t n_valid, float* out,
             int64_t ostep, int64_t ldo) {
-  constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_K>;
-  const Block* x[R];
+  const ScaledBlock* x[R];
   typename V::F acc[R][8], acc_min[R][4];
   _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-    x[i] = reinterpret_cast<const Block*>(w0 + i * step);
+    x[i] = reinterpret_cast<const ScaledBlock*>(w0 + i * step);
     _Pragma("GCC unroll 8") for (int m = 0; m < 8; ++m) acc[i][m] = V::zerof();
     _Pragma("GCC unroll 4") for (int k = 0; k < 4; ++k) acc_min[i][k] = V::zerof();
   }
-  ScaledBlock sb[R];
   for (int64_t b = 0; b < nb; ++b) {
     const PackedQ8K& pb = p[b];
     const typename V::F da = V::loadf(pb.d);
-    typename V::F d[R];
-    _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-      scale_block(x[i][b], &sb[i]);
-      d[i] = V::mul(da, V::set1f(sb[i].d));
-    }
     _Pragma("GCC unroll 8") for (int m = 0; m < 8; ++m) {
       typename V::I s[R];
       _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
         if constexpr (kQ4) {
           s[i] = V::zero();
         } else {  // minus 32 * (bsums 2m, 2m + 1 times scales 2m, 2m + 1)
-          s[i] = V::sub(V::zero(), V::shl5(V::dpwssd(V::zero(), V::set1(sb[i].extra[m]), V::load(pb.bsum_pairs[m]))));
+          s[i] = V::sub(V::zero(), V::shl5(V::dpwssd(V::zero(), V::set1(x[i][b].extra[m]), V::load(pb.bsum_pairs[m]))));
         }
       }
       _Pragma("GCC unroll 8") for (int u = 0; u < 8; ++u) {
@@ -131,17 +129,19 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
           const int pair = 16 * u + 2 * m + k;
           const typename V::I a = V::load(pb.pairs[pair]);
           _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-            s[i] = V::dpwssd(s[i], V::set1(sb[i].pairs()[pair]), a);
+            s[i] = V::dpwssd(s[i], V::set1(x[i][b].pairs()[pair]), a);
           }
         }
       }
-      _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) acc[i][m] = V::fmadd(d[i], V::cvt(s[i]), acc[i][m]);
+      _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
+        acc[i][m] = V::fmadd(V::mul(da, V::set1f(x[i][b].d)), V::cvt(s[i]), acc[i][m]);
+      }
     }
     if constexpr (kQ4) {
       _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-        const typename V::F dmin = V::mul(da, V::set1f(sb[i].dmin));  // -d_a * dmin_w
+        const typename V::F dmin = V::mul(da, V::set1f(x[i][b].dmin));  // -d_a * dmin_w
         _Pragma("GCC unroll 4") for (int k = 0; k < 4; ++k) {
-          const typename V::I prod = V::dpwssd(V::zero(), V::set1(sb[i].extra[k]), V::load(pb.sub_pairs[k]));
+          const typename V::I prod = V::dpwssd(V::zero(), V::set1(x[i][b].extra[k]), V::load(pb.sub_pairs[k]));
           acc_min[i][k] = V::fmadd(dmin, V::cvt(prod), acc_min[i][k]);
         }
       }
@@ -161,15 +161,30 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
   }
 }
 
+// Chunks of rows: each scaled once (kScaledBytes), then packed groups outside and rows inside
+// (vnni::for_packed_groups).
 template <class Block>
 void dot_k_packed(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                   int64_t n_tokens, float* out, int64_t ldo) {
+  constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_K>;
   const int64_t nb = n / kQK_K;
-  vnni::for_packed_groups<4>(w, row_stride, rows, reinterpret_cast<const PackedQ8K*>(packed), nb, n_tokens, out, ldo,
-                             [&]<class V, int R>(const uint8_t* w0, size_t step, const PackedQ8K* g, int64_t valid,
-                                                 float* o, int64_t os) {
-                               k_tile<Block, V, R>(nb, w0, step, g, valid, o, os, ldo);
-                             });
+  const size_t scaled_stride = (size_t)nb * sizeof(ScaledBlock);
+  const int64_t chunk = std::max<int64_t>(4, (int64_t)(kScaledBytes / scaled_stride) / 4 * 4);
+  thread_local std::vector<ScaledBlock> scaled;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t nr = std::min(chunk, rows - r0);
+    if ((int64_t)scaled.size() < nr * nb) scaled.resize((size_t)(nr * nb));
+    for (int64_t r = 0; r < nr; ++r) {
+      const Block* x = reinterpret_cast<const Block*>(w + (r0 + r) * row_stride);
+      for (int64_t b = 0; b < nb; ++b) scale_block(x[b], &scaled[(size_t)(r * nb + b)]);
+    }
+    vnni::for_packed_groups<4>(reinterpret_cast<const uint8_t*>(scaled.data()), scaled_stride, nr,
+                               reinterpret_cast<const PackedQ8K*>(packed), nb, n_tokens, out + r0, ldo,
+                               [&]<class V, int R>(const uint8_t* w0, size_t step, const PackedQ8K* g, int64_t valid,
+                                                   float* o, int64_t os) {
+                                 k_tile<V, kQ4, R>(nb, w0, step, g, valid, o, os, ldo);
+                               });
+  }
 }
 
 }  // namespace
