@@ -68,7 +68,8 @@ int64_t packed_min_tokens(TensorType type) {
   switch (type) {
     case TensorType::Q8_0:
     case TensorType::Q4_0: return 4;
-    case TensorType::Q4_K: return 8;
+    case TensorType::Q4_K:
+    case TensorType::Q5_K: return 8;
     case TensorType::Q6_K: return 10;
     default: return INT64_MAX;
   }
@@ -82,6 +83,7 @@ PackedDotFn packed_fn(TensorType type) {
     case TensorType::Q8_0: return dot_q8_0_packed_vnni;
     case TensorType::Q4_0: return dot_q4_0_packed_vnni;
     case TensorType::Q4_K: return dot_q4_k_packed_vnni;
+    case TensorType::Q5_K: return dot_q5_k_packed_vnni;
     case TensorType::Q6_K: return dot_q6_k_packed_vnni;
     default: return nullptr;
   }
@@ -100,6 +102,7 @@ void TokenActivations::set(TensorType weight_type, int64_t n, const void* acts, 
     case TensorType::Q8_0: pack_q8_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
     case TensorType::Q4_0: pack_q4_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
     case TensorType::Q4_K:
+    case TensorType::Q5_K:
     case TensorType::Q6_K: pack_k_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
     default: break;
   }

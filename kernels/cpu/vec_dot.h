@@ -31,7 +31,7 @@ void dot_rows(TensorType type, int64_t n, const void* weights, size_t row_stride
 
 // Activation rows of several tokens for dot_rows_tokens, already converted to vec_dot_type, prepared once
 // per product and shared by every band of rows: the rows as given and, where the machine's kernel for the
-// weight type reads them interleaved by token (Q8_0, Q4_0, Q4_K and Q6_K with AVX-512 VNNI), a packed
+// weight type reads them interleaved by token (Q8_0, Q4_0 and the K-quants with AVX-512 VNNI), a packed
 // copy.
 class TokenActivations {
  public:

@@ -53,12 +53,14 @@ void pack_q4_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, in
 void dot_q4_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                           int64_t n_tokens, float* out, int64_t ldo);
 
-// Q4_K and Q6_K weights times many tokens with AVX-512 VNNI, in GGML's order, bit-identical to dot_rows
-// (vec_dot_k_avx512vnni.cpp): the packed copy of n_tokens Q8_K activation rows (the same for both types), and
-// the products from it.
+// Q4_K, Q5_K and Q6_K weights times many tokens with AVX-512 VNNI, in GGML's order, bit-identical to dot_rows
+// (vec_dot_k_avx512vnni.cpp): the packed copy of n_tokens Q8_K activation rows (the same for the three
+// types), and the products from it.
 void pack_k_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
                         std::vector<uint8_t>* packed);
 void dot_q4_k_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
+                          int64_t n_tokens, float* out, int64_t ldo);
+void dot_q5_k_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                           int64_t n_tokens, float* out, int64_t ldo);
 void dot_q6_k_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                           int64_t n_tokens, float* out, int64_t ldo);

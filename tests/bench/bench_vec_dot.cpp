@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     const int64_t rows = argc > 4 ? std::atoll(argv[3]) : 3072, n = argc > 4 ? std::atoll(argv[4]) : 768;
     std::printf("dot_rows_tokens, %lld tokens, %lld rows x %lld values, one thread; GMAC/s\n", (long long)n_tokens,
                 (long long)rows, (long long)n);
-    for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
       std::printf("%-6s %8.1f\n", type_name(type), measure_tokens(type, n, rows, n_tokens, 0.6));
       std::fflush(stdout);
     }
