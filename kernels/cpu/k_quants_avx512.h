@@ -1,4 +1,4 @@
-// kernels/cpu/k_quants_avx512.h: unpacking of K-quant super-blocks with AVX-512 (F, BW, VL), shared by the
+// kernels/cpu/k_quants_avx512.h: unpacking of Q6_K super-blocks with AVX-512 (F, BW, VL), shared by the
 // one-token kernels (vec_dot_avx512.cpp) and the packed many-token ones (vec_dot_k_avx512vnni.cpp). Included
 // only by translation units compiled for AVX-512; every function is static inline (see simd_x86.h).
 #pragma once
@@ -7,23 +7,10 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/simd_x86.h"
 #include "kernels/cpu/tensor_type.h"
 
 namespace pginfer {
-
-// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K super-block, as GGML unpacks them
-// (its utmp words), from the 12 packed bytes u0, u1, u2 (16 bytes are read; the block continues after
-// them): scales 0-3 = u0 & 0x3f.., scales 4-7 = (u2 & 0x0f..) | top bits of u0, mins 0-3 = u1 & 0x3f..,
-// mins 4-7 = (u2 >> 4 & 0x0f..) | top bits of u1 (a byte's bits 6-7 move to bits 4-5).
-static inline __m128i k4_unpack_scales_mins(const uint8_t* packed) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
-  const __m128i low =
-      _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
-                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
-                                    _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-  return _mm_or_si128(low, top);
-}
 
 // The unsigned quants (0-63) of values 128c..128c+63 (*q0) and 128c+64..128c+127 (*q1) of a Q6_K
 // super-block, in order, c = 0 or 1: the low (q0) or high (q1) nibbles of ql[64c..64c+63], with the two high

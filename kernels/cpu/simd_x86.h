@@ -36,6 +36,20 @@ static inline void for_row_groups(int64_t rows, const uint8_t* w, size_t stride,
   for (int64_t r = G > 1 ? G * band : 0; r < rows; ++r) f.template operator()<1>(w + r * stride, stride, out + r, 1);
 }
 
+// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K super-block, as GGML unpacks them
+// (its utmp words), from the 12 packed bytes u0, u1, u2 (16 bytes are read; the block continues after
+// them): scales 0-3 = u0 & 0x3f.., scales 4-7 = (u2 & 0x0f..) | top bits of u0, mins 0-3 = u1 & 0x3f..,
+// mins 4-7 = (u2 >> 4 & 0x0f..) | top bits of u1 (a byte's bits 6-7 move to bits 4-5).
+static inline __m128i k4_unpack_scales_mins(const uint8_t* packed) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
+  const __m128i low =
+      _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                    _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(low, top);
+}
+
 // Sum of 16 lanes held as two halves, in _mm512_reduce_add_ps's tree (halves first, then as hsum8).
 static inline float hsum16_halves(__m256 lo, __m256 hi) { return hsum8(_mm256_add_ps(hi, lo)); }
 

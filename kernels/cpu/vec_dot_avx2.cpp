@@ -95,20 +95,6 @@ void q4_0_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_0* y
 
 // ---- Q4_K, Q5_K ---------------------------------------------------------------------------------------
 
-// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K super-block, as GGML unpacks them
-// (its utmp words), from the 12 packed bytes u0, u1, u2 (16 bytes are read; the block continues after
-// them): scales 0-3 = u0 & 0x3f.., scales 4-7 = (u2 & 0x0f..) | top bits of u0, mins 0-3 = u1 & 0x3f..,
-// mins 4-7 = (u2 >> 4 & 0x0f..) | top bits of u1 (a byte's bits 6-7 move to bits 4-5).
-inline __m128i unpack_scales_mins(const uint8_t* packed) {
-  const __m128i v = load128(packed);
-  const __m128i low =
-      _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
-                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
-                                    _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-  return _mm_or_si128(low, top);
-}
-
 // Q4_K (Q5_K when kQ5), R rows: per 64 values, the low nibbles of 32 bytes (scale 2j) and the high nibbles
 // (scale 2j+1), as GGML's AVX2 kernel.
 template <bool kQ5, int R>
@@ -130,7 +116,7 @@ void qk_group(int64_t nb, const uint8_t* w0, size_t stride, const BlockQ8_K* y, 
     PGINFER_UNROLL
     for (int r = 0; r < R; ++r) {
       const Block& xb = x[r][b];
-      const __m256i sm16 = _mm256_cvtepu8_epi16(unpack_scales_mins(xb.scales));
+      const __m256i sm16 = _mm256_cvtepu8_epi16(k4_unpack_scales_mins(xb.scales));
       const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), q8s);
       const float dmin = -yd * half(xb.dmin);
       if constexpr (kQ5) {

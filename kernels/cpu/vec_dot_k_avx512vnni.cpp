@@ -63,34 +63,25 @@ struct ScaledBlock {
   const int32_t* pairs() const { return reinterpret_cast<const int32_t*>(w); }
 };
 
-inline void scale_block(const BlockQ4_K& x, ScaledBlock* s) {
-  alignas(16) uint8_t sm[16];  // scales 0-7, mins 8-15
-  _mm_store_si128(reinterpret_cast<__m128i*>(sm), k4_unpack_scales_mins(x.scales));
-  const __m512i low4 = _mm512_set1_epi16(0x0f);
-  for (int j = 0; j < 4; ++j) {
-    // Values 64j..64j+31 are the low nibbles of qs[32j..32j+31] (scale 2j), the next 32 their high ones.
-    const __m512i q = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * j)));
-    _mm512_store_si512(s->w + 64 * j, _mm512_mullo_epi16(_mm512_and_si512(q, low4), _mm512_set1_epi16(sm[2 * j])));
-    _mm512_store_si512(s->w + 64 * j + 32, _mm512_mullo_epi16(_mm512_srli_epi16(q, 4), _mm512_set1_epi16(sm[2 * j + 1])));
-  }
-  for (int k = 0; k < 4; ++k) s->extra[k] = pair16(sm[8 + 2 * k], sm[9 + 2 * k]);
-  s->d = half(x.d);
-  s->dmin = -half(x.dmin);
-}
-
-inline void scale_block(const BlockQ5_K& x, ScaledBlock* s) {
+// A Q4_K or Q5_K super-block (Block): values 64j..64j+31 are the low nibbles of qs[32j..32j+31] (scale 2j),
+// the next 32 their high nibbles (scale 2j+1); Q5_K adds 16 where bit 2j (low) or 2j+1 (high) of qh[l] is set
+// for value 64j + l (or 64j + 32 + l).
+template <class Block>
+inline void scale_block(const Block& x, ScaledBlock* s) {
+  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
   alignas(16) uint8_t sm[16];  // scales 0-7, mins 8-15
   _mm_store_si128(reinterpret_cast<__m128i*>(sm), k4_unpack_scales_mins(x.scales));
   const __m512i low4 = _mm512_set1_epi16(0x0f);
   const __m512i one = _mm512_set1_epi16(1);
-  // The fifth bits: bit 2j of qh[l] for value 64j + l, bit 2j + 1 for value 64j + 32 + l (l < 32).
-  const __m512i qh = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh)));
+  __m512i qh = _mm512_setzero_si512();
+  if constexpr (kQ5) qh = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh)));
   for (int j = 0; j < 4; ++j) {
     const __m512i q = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * j)));
-    const __m512i hi_lo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * j), one), 4);
-    const __m512i hi_hi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * j + 1), one), 4);
-    const __m512i lo = _mm512_or_si512(_mm512_and_si512(q, low4), hi_lo);
-    const __m512i hi = _mm512_or_si512(_mm512_srli_epi16(q, 4), hi_hi);
+    __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi16(q, 4);
+    if constexpr (kQ5) {
+      lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * j), one), 4));
+      hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * j + 1), one), 4));
+    }
     _mm512_store_si512(s->w + 64 * j, _mm512_mullo_epi16(lo, _mm512_set1_epi16(sm[2 * j])));
     _mm512_store_si512(s->w + 64 * j + 32, _mm512_mullo_epi16(hi, _mm512_set1_epi16(sm[2 * j + 1])));
   }
@@ -99,6 +90,7 @@ inline void scale_block(const BlockQ5_K& x, ScaledBlock* s) {
   s->dmin = -half(x.dmin);
 }
 
+// A Q6_K super-block: its unsigned quants (q6k_quants) times the scales of their 16-value blocks.
 inline void scale_block(const BlockQ6_K& x, ScaledBlock* s) {
   for (int c = 0; c < 2; ++c) {
     __m512i q[2];  // values 128c..128c+63, 128c+64..128c+127
@@ -218,29 +210,23 @@ void dot_k_packed(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, 
   }
 }
 
+// Token `lane` of packed block g from activation block y: its values in int16 pairs, its bsums in pairs, the
+// 32-value sums in pairs as GGML's _mm_hadd_epi16 forms them (int16 sums; they fit: 32 * 127), its scale.
+void pack_lane(PackedQ8K& g, const BlockQ8_K& y, int lane) {
+  for (int P = 0; P < kQK_K / 2; ++P) g.pairs[P][lane] = pair16(y.qs[2 * P], y.qs[2 * P + 1]);
+  const int16_t* bs = y.bsums;
+  for (int m = 0; m < 8; ++m) g.bsum_pairs[m][lane] = pair16(bs[2 * m], bs[2 * m + 1]);
+  for (int k = 0; k < 4; ++k) {
+    g.sub_pairs[k][lane] = pair16((int16_t)(bs[4 * k] + bs[4 * k + 1]), (int16_t)(bs[4 * k + 2] + bs[4 * k + 3]));
+  }
+  g.d[lane] = y.d;
+}
+
 }  // namespace
 
 void pack_k_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
                         std::vector<uint8_t>* packed) {
-  const int64_t nb = n / kQK_K;
-  const int64_t groups = (n_tokens + kPackedTokens - 1) / kPackedTokens;
-  packed->assign(groups * nb * sizeof(PackedQ8K), 0);  // lanes past the last token stay zero
-  PackedQ8K* p = reinterpret_cast<PackedQ8K*>(packed->data());
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(acts + t * act_stride);
-    PackedQ8K* g = p + (t / kPackedTokens) * nb;
-    const int64_t lane = t % kPackedTokens;
-    for (int64_t b = 0; b < nb; ++b) {
-      for (int P = 0; P < kQK_K / 2; ++P) g[b].pairs[P][lane] = pair16(y[b].qs[2 * P], y[b].qs[2 * P + 1]);
-      const int16_t* bs = y[b].bsums;
-      for (int m = 0; m < 8; ++m) g[b].bsum_pairs[m][lane] = pair16(bs[2 * m], bs[2 * m + 1]);
-      // As GGML's _mm_hadd_epi16 forms them: int16 sums (they fit: 32 * 127).
-      for (int k = 0; k < 4; ++k) {
-        g[b].sub_pairs[k][lane] = pair16((int16_t)(bs[4 * k] + bs[4 * k + 1]), (int16_t)(bs[4 * k + 2] + bs[4 * k + 3]));
-      }
-      g[b].d[lane] = y[b].d;
-    }
-  }
+  vnni::pack_token_groups<PackedQ8K, BlockQ8_K>(n / kQK_K, acts, act_stride, n_tokens, packed, pack_lane);
 }
 
 void dot_q4_k_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,

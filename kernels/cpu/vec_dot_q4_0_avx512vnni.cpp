@@ -72,27 +72,21 @@ void q4_0_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ4_0* p, 
   }
 }
 
+// Token `lane` of packed block g: activation block y's bytes, their correction terms and scale.
+void pack_lane(PackedQ4_0& g, const BlockQ8_0& y, int lane) {
+  for (int l = 0; l < 8; ++l) {
+    const int8_t* a = y.qs + 4 * l;
+    std::memcpy(g.q[l][lane], a, 4);
+    g.corr[l][lane] = -8 * (a[0] + a[1] + a[2] + a[3]);
+  }
+  g.d[lane] = half(y.d);
+}
+
 }  // namespace
 
 void pack_q4_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
                            std::vector<uint8_t>* packed) {
-  const int64_t nb = n / kQK8_0;
-  const int64_t groups = (n_tokens + kPackedTokens - 1) / kPackedTokens;
-  packed->assign(groups * nb * sizeof(PackedQ4_0), 0);  // lanes past the last token stay zero
-  PackedQ4_0* p = reinterpret_cast<PackedQ4_0*>(packed->data());
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
-    PackedQ4_0* g = p + (t / kPackedTokens) * nb;
-    const int64_t lane = t % kPackedTokens;
-    for (int64_t b = 0; b < nb; ++b) {
-      for (int l = 0; l < 8; ++l) {
-        std::memcpy(g[b].q[l][lane], y[b].qs + 4 * l, 4);
-        const int8_t* a = y[b].qs + 4 * l;
-        g[b].corr[l][lane] = -8 * (a[0] + a[1] + a[2] + a[3]);
-      }
-      g[b].d[lane] = half(y[b].d);
-    }
-  }
+  vnni::pack_token_groups<PackedQ4_0, BlockQ8_0>(n / kQK8_0, acts, act_stride, n_tokens, packed, pack_lane);
 }
 
 void dot_q4_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,

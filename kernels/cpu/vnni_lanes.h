@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/simd_x86.h"
 
@@ -63,6 +64,22 @@ struct Lanes8 {
 
 // Tokens in one packed group of activations: the lanes of a 512-bit register.
 constexpr int kPackedTokens = 16;
+
+// Packs n_tokens activation rows of nb blocks each (Block, act_stride bytes apart) into groups of
+// kPackedTokens tokens: *packed becomes groups * nb blocks of Packed, all zero (lanes past the last token stay
+// so), then fill(packed block, activation block, lane) writes each token's lane of the blocks of its group.
+template <class Packed, class Block, class Fill>
+static inline void pack_token_groups(int64_t nb, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
+                                     std::vector<uint8_t>* packed, Fill&& fill) {
+  const int64_t groups = (n_tokens + kPackedTokens - 1) / kPackedTokens;
+  packed->assign((size_t)(groups * nb) * sizeof(Packed), 0);
+  Packed* p = reinterpret_cast<Packed*>(packed->data());
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const Block* y = reinterpret_cast<const Block*>(acts + t * act_stride);
+    Packed* g = p + (t / kPackedTokens) * nb;
+    for (int64_t b = 0; b < nb; ++b) fill(g[b], y[b], (int)(t % kPackedTokens));
+  }
+}
 
 // out[t * ldo] = the value of lane t of v, for the group's n_valid tokens.
 template <class V>
