@@ -133,12 +133,14 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
     const PackedQ8K& pb = p[b];
     const typename V::F da = V::loadf(pb.d);
     _Pragma("GCC unroll 8") for (int m = 0; m < 8; ++m) {
-      typename V::I s[R];
+      // Two integer chains per row (pairs k = 0 and k = 1), so that 2R multiply-adds are in flight.
+      typename V::I s[2][R];
       _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
+        s[1][i] = V::zero();
         if constexpr (!kQ6) {
-          s[i] = V::zero();
+          s[0][i] = V::zero();
         } else {  // minus 32 * (bsums 2m, 2m + 1 times scales 2m, 2m + 1)
-          s[i] = V::sub(V::zero(), V::shl5(V::dpwssd(V::zero(), V::set1(x[i][b].extra[m]), V::load(pb.bsum_pairs[m]))));
+          s[0][i] = V::sub(V::zero(), V::shl5(V::dpwssd(V::zero(), V::set1(x[i][b].extra[m]), V::load(pb.bsum_pairs[m]))));
         }
       }
       _Pragma("GCC unroll 8") for (int u = 0; u < 8; ++u) {
@@ -146,12 +148,12 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
           const int pair = 16 * u + 2 * m + k;
           const typename V::I a = V::load(pb.pairs[pair]);
           _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-            s[i] = V::dpwssd(s[i], V::set1(x[i][b].pairs()[pair]), a);
+            s[k][i] = V::dpwssd(s[k][i], V::set1(x[i][b].pairs()[pair]), a);
           }
         }
       }
       _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-        acc[i][m] = V::fmadd(V::mul(da, V::set1f(x[i][b].d)), V::cvt(s[i]), acc[i][m]);
+        acc[i][m] = V::fmadd(V::mul(da, V::set1f(x[i][b].d)), V::cvt(V::add(s[0][i], s[1][i])), acc[i][m]);
       }
     }
     if constexpr (kQ4) {
