@@ -61,17 +61,16 @@ void dot_rows_level(SimdLevel level, TensorType type, int64_t n, const void* wei
 namespace {
 
 // Tokens from which the packed kernel of `type` beats the one-token kernel run per token (one thread,
-// tests/bench/bench_vec_dot.cpp --tokens): Q8_0 from 4; Q4_0 from 5 (22 against 26 GMAC/s at 4 tokens, 35 at
-// 5); the K-quants, which scale every super-block's weights before the tokens share them, from 8 (Q4_K: 40-46
-// against 34-37 GMAC/s at 8 tokens) and 10 (Q6_K: 22-29 against 31-35 at 8). Types without a packed kernel:
-// never.
+// tests/bench/bench_vec_dot.cpp --tokens, 768 and 2048 values): Q8_0 from 4; Q4_0 from 5 (22 against 26
+// GMAC/s at 4 tokens, 35 at 5); Q4_K and Q5_K from 5 (41-42 and 35-37 against 35 and 27-29), Q6_K from 6 (38-40
+// against 35). Types without a packed kernel: never.
 int64_t packed_min_tokens(TensorType type) {
   switch (type) {
     case TensorType::Q8_0: return 4;
-    case TensorType::Q4_0: return 5;
+    case TensorType::Q4_0:
     case TensorType::Q4_K:
-    case TensorType::Q5_K: return 8;
-    case TensorType::Q6_K: return 10;
+    case TensorType::Q5_K: return 5;
+    case TensorType::Q6_K: return 6;
     default: return INT64_MAX;
   }
 }

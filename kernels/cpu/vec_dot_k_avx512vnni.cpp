@@ -9,13 +9,15 @@
 // activation sums, Q5_K's through one, fma(-d_a * dmin_w, the sum of those 4 integers, acc); GGML's trees
 // sum the lanes at the end.
 //
-// Here the lanes of a register are tokens. A super-block's weights are multiplied by their scales into 256
-// int16 once per product (q * scale fits: at most 31 * 63 for Q4_K and Q5_K, 63 * 128 for Q6_K; rows are
-// scaled in chunks that stay in L2 while every token passes), and one vpdpwssd multiplies a pair of them,
-// broadcast, by the same pair of values of 16 tokens' activations, packed once per product as int16 pairs
-// (pack_k_tokens_vnni). Lane m takes the pairs 16u + 2m + k (k = 0, 1) in every type.
-// Integer sums are exact in any order, so each token's lanes, their multiply-adds and the trees are the
-// one-token kernel's: results are bit-identical to dot_rows (vec_dot_test).
+// Here the lanes of a register are tokens. Lane m's integer is a sum over 64-value groups j of scale * T
+// for the two 32-value halves of j, T the sum of 4 products (values 4m..4m+3 of the half). A row's unsigned
+// quants and the tokens' activations are both interleaved so that one 32-bit word holds values 4m + 2h, + 1
+// of each half (interleave_quads); one vpmaddubsw per word (h = 0, 1) gives two int16 per token, their sum
+// both halves' T (at most 4 * 63 * 128: exact in int16), and one vpdpwssd adds them times the halves' scales.
+// A row's words and scale pairs are prepared once per product (rows in chunks that stay in L2 while every
+// token group passes); the activations once per product (pack_k_tokens_vnni). Integer sums are exact in any
+// order, so each token's lanes, their multiply-adds and the trees are the one-token kernel's: results are
+// bit-identical to dot_rows (vec_dot_test).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -40,92 +42,104 @@ namespace {
 
 using vnni::kPackedTokens;
 
-// One Q8_K super-block of 16 tokens, packed. Each int32 holds two int16, the first in its low half. Lanes
-// past the last token hold zeros.
+// One Q8_K super-block of 16 tokens, packed. quads[j][2m + h][t] holds token t's values 64j + 4m + 2h,
+// + 1, 64j + 32 + 4m + 2h, + 1 as 4 bytes (interleave_quads); the other words hold two int16, the first in
+// the low half. Lanes past the last token hold zeros.
 struct PackedQ8K {
-  int32_t pairs[kQK_K / 2][16];  // pair P of token t: values 2P and 2P + 1
-  int32_t bsum_pairs[8][16];     // Q6_K's offsets: bsums 2m and 2m + 1
-  int32_t sub_pairs[4][16];      // Q4_K/Q5_K's mins: 32-value sums S[2k] and S[2k + 1] (bsums added in pairs)
-  float d[16];                   // the block's scale
+  int32_t quads[4][16][16];
+  int32_t bsum_pairs[8][16];  // Q6_K's offsets: bsums 2m and 2m + 1
+  int32_t sub_pairs[4][16];   // Q4_K/Q5_K's mins: 32-value sums S[2k] and S[2k + 1] (bsums added in pairs)
+  float d[16];                // the block's scale
 };
+
+// The 16 words of 64 values whose first 32 are `lo` and last 32 `hi` (bytes): word i = 2m + h holds values
+// 4m + 2h, 4m + 2h + 1 of lo and the same two of hi, so that vpmaddubsw gives, per word, one int16 from
+// each half, and two words (h = 0, 1) added give both halves' sums over 4m..4m+3.
+inline void interleave_quads(__m256i lo, __m256i hi, int32_t* out) {
+  const __m256i x = _mm256_unpacklo_epi16(lo, hi), y = _mm256_unpackhi_epi16(lo, hi);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute2x128_si256(x, y, 0x20));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), _mm256_permute2x128_si256(x, y, 0x31));
+}
 
 // Two int16 as one int32, `lo` in the low half.
 inline int32_t pair16(int32_t lo, int32_t hi) { return (int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo); }
 
-// One row's super-block, ready for the lanes: its 256 scaled quants as int16 pairs in value order, the
-// scale factors, and the pairs of its lanes' extra terms (Q4_K, Q5_K: mins 2k, 2k + 1; Q6_K: scales 2m,
-// 2m + 1).
-struct ScaledBlock {
-  alignas(64) int16_t w[kQK_K];
+// One row's super-block, ready for the lanes: its unsigned quants interleaved as the activations are
+// (quads[j][2m + h]), the pairs of scales that multiply the two int16 each pair of words gives (for lane m of
+// 64-value group j: values 64j + 4m.. and 64j + 32 + 4m..), the pairs of its lanes' extra terms (Q4_K, Q5_K:
+// mins 2k, 2k + 1; Q6_K: scales 2m, 2m + 1) and the scale factors.
+struct PreparedBlock {
+  int32_t quads[4][16];
+  int32_t scale_pairs[4][8];
   int32_t extra[8];
   float d;     // d_w
   float dmin;  // Q4_K, Q5_K: -dmin_w
-  const int32_t* pairs() const { return reinterpret_cast<const int32_t*>(w); }
 };
 
 // A Q4_K or Q5_K super-block (Block): values 64j..64j+31 are the low nibbles of qs[32j..32j+31] (scale 2j),
 // the next 32 their high nibbles (scale 2j+1); Q5_K adds 16 where bit 2j (low) or 2j+1 (high) of qh[l] is set
 // for value 64j + l (or 64j + 32 + l).
 template <class Block>
-inline void scale_block(const Block& x, ScaledBlock* s) {
+inline void prepare_block(const Block& x, PreparedBlock* s) {
   constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
   alignas(16) uint8_t sm[16];  // scales 0-7, mins 8-15
   _mm_store_si128(reinterpret_cast<__m128i*>(sm), k4_unpack_scales_mins(x.scales));
-  const __m512i low4 = _mm512_set1_epi16(0x0f);
-  const __m512i one = _mm512_set1_epi16(1);
-  __m512i qh = _mm512_setzero_si512();
-  if constexpr (kQ5) qh = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh)));
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256i qh = _mm256_setzero_si256();
+  if constexpr (kQ5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh));
   for (int j = 0; j < 4; ++j) {
-    const __m512i q = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * j)));
-    __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi16(q, 4);
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * j));
+    __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
     if constexpr (kQ5) {
-      lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * j), one), 4));
-      hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2 * j + 1), one), 4));
+      const __m256i bit_lo = _mm256_set1_epi8((char)(1 << (2 * j))), bit_hi = _mm256_set1_epi8((char)(2 << (2 * j)));
+      const __m256i sixteen = _mm256_set1_epi8(16);
+      lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), sixteen));
+      hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), sixteen));
     }
-    _mm512_store_si512(s->w + 64 * j, _mm512_mullo_epi16(lo, _mm512_set1_epi16(sm[2 * j])));
-    _mm512_store_si512(s->w + 64 * j + 32, _mm512_mullo_epi16(hi, _mm512_set1_epi16(sm[2 * j + 1])));
+    interleave_quads(lo, hi, s->quads[j]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s->scale_pairs[j]), _mm256_set1_epi32(pair16(sm[2 * j], sm[2 * j + 1])));
   }
   for (int k = 0; k < 4; ++k) s->extra[k] = pair16(sm[8 + 2 * k], sm[9 + 2 * k]);
   s->d = half(x.d);
   s->dmin = -half(x.dmin);
 }
 
-// A Q6_K super-block: its unsigned quants (q6k_quants) times the scales of their 16-value blocks.
-inline void scale_block(const BlockQ6_K& x, ScaledBlock* s) {
+// A Q6_K super-block: its unsigned quants (q6k_quants); lane m of 64-value group j takes values 64j + 4m..
+// (16-value block 4j + m/4) and 64j + 32 + 4m.. (block 4j + 2 + m/4).
+inline void prepare_block(const BlockQ6_K& x, PreparedBlock* s) {
   for (int c = 0; c < 2; ++c) {
     __m512i q[2];  // values 128c..128c+63, 128c+64..128c+127
     q6k_quants(x, c, &q[0], &q[1]);
     for (int h = 0; h < 2; ++h) {
-      for (int half_ = 0; half_ < 2; ++half_) {
-        // Values v0..v0+31: 16-value blocks v0 / 16 and v0 / 16 + 1.
-        const int v0 = 128 * c + 64 * h + 32 * half_;
-        const __m256i bytes = half_ ? _mm512_extracti64x4_epi64(q[h], 1) : _mm512_castsi512_si256(q[h]);
-        const __m512i scale = _mm512_mask_blend_epi16(0xffff0000u, _mm512_set1_epi16(x.scales[v0 / 16]),
-                                                      _mm512_set1_epi16(x.scales[v0 / 16 + 1]));
-        _mm512_store_si512(s->w + v0, _mm512_mullo_epi16(_mm512_cvtepu8_epi16(bytes), scale));
-      }
+      interleave_quads(_mm512_castsi512_si256(q[h]), _mm512_extracti64x4_epi64(q[h], 1), s->quads[2 * c + h]);
     }
+  }
+  for (int j = 0; j < 4; ++j) {  // lanes 0-3: blocks 4j and 4j + 2; lanes 4-7: 4j + 1 and 4j + 3
+    const int32_t first = pair16(x.scales[4 * j], x.scales[4 * j + 2]);
+    const int32_t second = pair16(x.scales[4 * j + 1], x.scales[4 * j + 3]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s->scale_pairs[j]),
+                        _mm256_blend_epi32(_mm256_set1_epi32(first), _mm256_set1_epi32(second), 0xf0));
   }
   for (int m = 0; m < 8; ++m) s->extra[m] = pair16(x.scales[2 * m], x.scales[2 * m + 1]);
   s->d = half(x.d);
   s->dmin = 0.0f;
 }
 
-// Bytes of scaled super-blocks prepared at once: rows of a chunk are scaled once, then every token group
-// passes over them while they stay in L2.
-constexpr size_t kScaledBytes = 256 * 1024;
+// Bytes of prepared super-blocks (PreparedBlock) at once: rows of a chunk are prepared once, then every token
+// group passes over them while they stay in L2.
+constexpr size_t kPreparedBytes = 256 * 1024;
 
-// Scaled rows w0 + i * step (i < R; nb ScaledBlocks each) times the tokens of one packed group (n_valid of
+// Prepared rows w0 + i * step (i < R; nb PreparedBlocks each) times the tokens of one packed group (n_valid of
 // them), results to out[t * ldo + i * ostep].
 template <class V, class Block, int R>
 void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int64_t n_valid, float* out,
             int64_t ostep, int64_t ldo) {
   constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_K>, kQ5 = std::is_same_v<Block, BlockQ5_K>;
   constexpr bool kQ6 = std::is_same_v<Block, BlockQ6_K>;
-  const ScaledBlock* x[R];
+  const PreparedBlock* x[R];
   typename V::F acc[R][8], acc_min[R][4];  // Q5_K uses acc_min[i][0] only
   _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-    x[i] = reinterpret_cast<const ScaledBlock*>(w0 + i * step);
+    x[i] = reinterpret_cast<const PreparedBlock*>(w0 + i * step);
     _Pragma("GCC unroll 8") for (int m = 0; m < 8; ++m) acc[i][m] = V::zerof();
     _Pragma("GCC unroll 4") for (int k = 0; k < 4; ++k) acc_min[i][k] = V::zerof();
   }
@@ -133,7 +147,7 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
     const PackedQ8K& pb = p[b];
     const typename V::F da = V::loadf(pb.d);
     _Pragma("GCC unroll 8") for (int m = 0; m < 8; ++m) {
-      // Two integer chains per row (pairs k = 0 and k = 1), so that 2R multiply-adds are in flight.
+      // Two integer chains per row (groups j even and odd), so that 2R multiply-adds are in flight.
       typename V::I s[2][R];
       _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
         s[1][i] = V::zero();
@@ -143,13 +157,15 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
           s[0][i] = V::sub(V::zero(), V::shl5(V::dpwssd(V::zero(), V::set1(x[i][b].extra[m]), V::load(pb.bsum_pairs[m]))));
         }
       }
-      _Pragma("GCC unroll 8") for (int u = 0; u < 8; ++u) {
-        _Pragma("GCC unroll 2") for (int k = 0; k < 2; ++k) {
-          const int pair = 16 * u + 2 * m + k;
-          const typename V::I a = V::load(pb.pairs[pair]);
-          _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
-            s[k][i] = V::dpwssd(s[k][i], V::set1(x[i][b].pairs()[pair]), a);
-          }
+      _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {
+        const typename V::I a0 = V::load(pb.quads[j][2 * m]), a1 = V::load(pb.quads[j][2 * m + 1]);
+        _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
+          const PreparedBlock& w = x[i][b];
+          // Per token, two int16: the sums over values 64j + 4m..+3 and 64j + 32 + 4m..+3 (at most 4 * 63 *
+          // 128 in size, so vpmaddubsw never saturates and the int16 additions are exact).
+          const typename V::I sums =
+              V::add16(V::maddubs(V::set1(w.quads[j][2 * m]), a0), V::maddubs(V::set1(w.quads[j][2 * m + 1]), a1));
+          s[j & 1][i] = V::dpwssd(s[j & 1][i], sums, V::set1(w.scale_pairs[j][m]));
         }
       }
       _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) {
@@ -187,23 +203,23 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
   }
 }
 
-// Chunks of rows: each scaled once (kScaledBytes), then packed groups outside and rows inside
+// Chunks of rows: each prepared once (kPreparedBytes), then packed groups outside and rows inside
 // (vnni::for_packed_groups).
 template <class Block>
 void dot_k_packed(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
                   int64_t n_tokens, float* out, int64_t ldo) {
   const int64_t nb = n / kQK_K;
-  const size_t scaled_stride = (size_t)nb * sizeof(ScaledBlock);
-  const int64_t chunk = std::max<int64_t>(4, (int64_t)(kScaledBytes / scaled_stride) / 4 * 4);
-  thread_local std::vector<ScaledBlock> scaled;
+  const size_t prepared_stride = (size_t)nb * sizeof(PreparedBlock);
+  const int64_t chunk = std::max<int64_t>(4, (int64_t)(kPreparedBytes / prepared_stride) / 4 * 4);
+  thread_local std::vector<PreparedBlock> prepared;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t nr = std::min(chunk, rows - r0);
-    if ((int64_t)scaled.size() < nr * nb) scaled.resize((size_t)(nr * nb));
+    if ((int64_t)prepared.size() < nr * nb) prepared.resize((size_t)(nr * nb));
     for (int64_t r = 0; r < nr; ++r) {
       const Block* x = reinterpret_cast<const Block*>(w + (r0 + r) * row_stride);
-      for (int64_t b = 0; b < nb; ++b) scale_block(x[b], &scaled[(size_t)(r * nb + b)]);
+      for (int64_t b = 0; b < nb; ++b) prepare_block(x[b], &prepared[(size_t)(r * nb + b)]);
     }
-    vnni::for_packed_groups<4>(reinterpret_cast<const uint8_t*>(scaled.data()), scaled_stride, nr,
+    vnni::for_packed_groups<4>(reinterpret_cast<const uint8_t*>(prepared.data()), prepared_stride, nr,
                                reinterpret_cast<const PackedQ8K*>(packed), nb, n_tokens, out + r0, ldo,
                                [&]<class V, int R>(const uint8_t* w0, size_t step, const PackedQ8K* g, int64_t valid,
                                                    float* o, int64_t os) {
@@ -212,10 +228,15 @@ void dot_k_packed(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, 
   }
 }
 
-// Token `lane` of packed block g from activation block y: its values in int16 pairs, its bsums in pairs, the
-// 32-value sums in pairs as GGML's _mm_hadd_epi16 forms them (int16 sums; they fit: 32 * 127), its scale.
+// Token `lane` of packed block g from activation block y: its values interleaved in quads, its bsums in pairs,
+// the 32-value sums in pairs as GGML's _mm_hadd_epi16 forms them (int16 sums; they fit: 32 * 127), its scale.
 void pack_lane(PackedQ8K& g, const BlockQ8_K& y, int lane) {
-  for (int P = 0; P < kQK_K / 2; ++P) g.pairs[P][lane] = pair16(y.qs[2 * P], y.qs[2 * P + 1]);
+  for (int j = 0; j < 4; ++j) {
+    int32_t quads[16];
+    interleave_quads(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * j)),
+                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * j + 32)), quads);
+    for (int i = 0; i < 16; ++i) g.quads[j][i][lane] = quads[i];
+  }
   const int16_t* bs = y.bsums;
   for (int m = 0; m < 8; ++m) g.bsum_pairs[m][lane] = pair16(bs[2 * m], bs[2 * m + 1]);
   for (int k = 0; k < 4; ++k) {

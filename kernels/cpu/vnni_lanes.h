@@ -26,6 +26,8 @@ struct Lanes16 {
   static I widen(__m256i v) { return _mm512_broadcast_i64x4(v); }
   static I dpbusd(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
   static I dpwssd(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
+  static I maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+  static I add16(I a, I b) { return _mm512_add_epi16(a, b); }
   static I add(I a, I b) { return _mm512_add_epi32(a, b); }
   static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
   static I shl5(I a) { return _mm512_slli_epi32(a, 5); }
@@ -49,6 +51,8 @@ struct Lanes8 {
   static I widen(__m256i v) { return v; }
   static I dpbusd(I acc, I u, I s) { return _mm256_dpbusd_epi32(acc, u, s); }
   static I dpwssd(I acc, I a, I b) { return _mm256_dpwssd_epi32(acc, a, b); }
+  static I maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+  static I add16(I a, I b) { return _mm256_add_epi16(a, b); }
   static I add(I a, I b) { return _mm256_add_epi32(a, b); }
   static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
   static I shl5(I a) { return _mm256_slli_epi32(a, 5); }
