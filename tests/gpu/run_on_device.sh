@@ -110,6 +110,10 @@ if [ $bench = 1 ]; then
   timeout $left "$bin/bench_gpu" --vocab-dir "$bundle/vocab" --work /tmp --peak-gbs $peak --prompt 512 --gen 64 \
     2>&1 | tee "$out/bench_gpu.txt" | tee -a "$log"
   say "rc=${PIPESTATUS[0]}"
+  # Where a prefill and a decode spend their time, by operation (each timed to completion).
+  say "== infer bench --profile, tinyllama-1.1b F16 on the GPU ($(elapsed) s)"
+  timeout 60 "$bin/infer" bench -m /tmp/tinyllama-1.1b-F16.gguf --device cuda --prompt 512 --gen 16 --profile 2>&1 \
+    | tee "$out/profile.txt" | tee -a "$log" > /dev/null
   # The peer: HF transformers on the same shape (the device image has torch and transformers).
   left=$(( ${BUDGET_S:-190} - $(elapsed) ))
   if [ $left -ge 30 ] && command -v python3 >/dev/null; then

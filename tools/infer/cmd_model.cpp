@@ -10,6 +10,7 @@
 #include "engine/backend.h"
 #include "engine/generate.h"
 #include "engine/model.h"
+#include "engine/profiling_backend.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
@@ -172,7 +173,7 @@ int cmd_score(int argc, char** argv) {
 
 int cmd_bench(int argc, char** argv) {
   Args args;
-  if (!args.parse(argc, argv, 2, {"-m", "--prompt", "--gen", "--threads", "--device"}, {"--json"})) {
+  if (!args.parse(argc, argv, 2, {"-m", "--prompt", "--gen", "--threads", "--device"}, {"--json", "--profile"})) {
     return fail("bench", args.error(), kExitUsage);
   }
   if (!args.has("-m")) return fail("bench", "missing -m MODEL", kExitUsage);
@@ -183,6 +184,13 @@ int cmd_bench(int argc, char** argv) {
   Runner r;
   Status st = open_runner(args, n_prompt + n_gen, &r);
   if (!st.ok()) return fail("bench", st);
+  // --profile: the session runs through a ProfilingBackend, which times every operation (and waits after each).
+  std::unique_ptr<ProfilingBackend> profiler;
+  if (args.has("--profile")) {
+    profiler = std::make_unique<ProfilingBackend>(*r.backend);
+    st = Session::create(*r.model, *profiler, n_prompt + n_gen, &r.session);
+    if (!st.ok()) return fail("bench", st);
+  }
   const int64_t n_vocab = r.model->config().n_vocab;
   std::vector<int32_t> prompt(n_prompt);
   uint64_t x = 12345;
@@ -195,10 +203,13 @@ int cmd_bench(int argc, char** argv) {
   st = r.session->eval(std::span<const int32_t>(prompt.data(), std::min<int64_t>(n_prompt, 16)), false, &logits);
   if (!st.ok()) return fail("bench", st);
   r.session->rewind(0);
+  if (profiler) profiler->reset();
   auto t0 = std::chrono::steady_clock::now();
   st = r.session->eval(prompt, false, &logits);
   if (!st.ok()) return fail("bench", st);
   const double prefill_s = seconds_since(t0);
+  std::string prefill_profile;
+  if (profiler) prefill_profile = profiler->report(), profiler->reset();
   std::vector<int32_t> next(1, argmax(logits));
   t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < n_gen; ++i) {
@@ -214,6 +225,12 @@ int cmd_bench(int argc, char** argv) {
     std::printf("prefill: %lld tokens in %.3f s (%.2f tok/s)\n", (long long)n_prompt, prefill_s,
                 n_prompt / prefill_s);
     std::printf("decode:  %lld tokens in %.3f s (%.2f tok/s)\n", (long long)n_gen, decode_s, n_gen / decode_s);
+  }
+  if (profiler) {  // to stderr, so that --json output stays one line
+    std::fflush(stdout);
+    std::fprintf(stderr, "prefill of %lld tokens, by operation (each followed by a wait for the device):\n%s\n",
+                 (long long)n_prompt, prefill_profile.c_str());
+    std::fprintf(stderr, "decode of %lld tokens, by operation:\n%s", (long long)n_gen, profiler->report().c_str());
   }
   return kExitOk;
 }

@@ -24,7 +24,7 @@ const Command kCommands[] = {
      "[--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F] "
      "[--presence-penalty F] [--stop TEXT] [--threads T] [--ctx N]"},
     {"score", pginfer::cli::cmd_score, "infer score -m MODEL --ids \"ID ID ...\" --json [--threads T] [--device cpu|cuda|auto]"},
-    {"bench", pginfer::cli::cmd_bench, "infer bench -m MODEL --prompt N --gen N [--threads T] [--device cpu|cuda|auto] --json"},
+    {"bench", pginfer::cli::cmd_bench, "infer bench -m MODEL --prompt N --gen N [--threads T] [--device cpu|cuda|auto] [--json] [--profile]"},
     {"tokenize", pginfer::cli::cmd_tokenize,
      "infer tokenize -m MODEL [--no-bos] [--parse-special] [-0|--null] < TEXT   (-0: texts separated by NUL "
      "bytes, one line of ids each)"},

@@ -1,0 +1,79 @@
+// engine/profiling_backend.h: a Backend that runs another and times its operations by kind (the embedding,
+// norms, each weight's products, rope, attention, ...), for benchmarks: `infer bench --profile` prints where a
+// pass's time goes, on the CPU or the GPU.
+//
+// After each operation it waits for the device (a one-float read from it), so an operation's time is the
+// device's time for it plus one round trip: the sum is larger than an unprofiled pass, most of all for many
+// small operations on a GPU. Results are unchanged (the inner backend computes everything).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace pginfer {
+
+// Calls and seconds of one kind of operation.
+struct OpTime {
+  int64_t calls = 0;
+  double seconds = 0.0;
+};
+
+class ProfilingBackend : public Backend {
+ public:
+  // Times `inner` (not owned; it must outlive this and be prepared for the models used through it).
+  explicit ProfilingBackend(Backend& inner) : inner_(inner) {}
+
+  // Operation kinds in the order first seen, with their calls and seconds since construction or reset().
+  const std::vector<std::pair<std::string, OpTime>>& times() const { return times_; }
+  // Forgets the times.
+  void reset() { times_.clear(); }
+  // A table of the kinds, slowest first: calls, milliseconds, share of the total.
+  std::string report() const;
+
+  const char* name() const override { return inner_.name(); }
+  Status prepare(const Model& model) override { return inner_.prepare(model); }
+  Status alloc(int64_t n, std::unique_ptr<ActivationBuffer>* out) override { return inner_.alloc(n, out); }
+  Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim, std::unique_ptr<KvCache>* out) override {
+    return inner_.create_kv_cache(n_layer, capacity, kv_dim, out);
+  }
+  Status create_kv_pool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim,
+                        std::unique_ptr<KvPool>* out) override {
+    return inner_.create_kv_pool(n_layer, n_blocks, block_size, kv_dim, out);
+  }
+  bool group_logit_rows(TensorType type) const override { return inner_.group_logit_rows(type); }
+  int64_t free_device_memory() override { return inner_.free_device_memory(); }
+  Status health() const override { return inner_.health(); }
+
+  void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override;
+  void rms_norm(const float* x, const GgufTensor& weight, float eps, int64_t n_tokens, int64_t dim,
+                float* out) override;
+  void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* y) override;
+  void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+            const RopeParams& params) override;
+  void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v, const int32_t* pos,
+                 int64_t n_tokens, const AttentionParams& params, float* out) override;
+  void attention_batch(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k,
+                       const float* v, const int32_t* pos, const AttentionParams& params, float* out) override;
+  void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
+  void add(const float* a, const float* b, int64_t n, float* out) override;
+  void read(const float* src, int64_t n, float* host_dst) override;
+  void write(const float* host_src, int64_t n, float* dst) override;
+
+ private:
+  // Runs `op`, waits for the device, and adds the time to kind `kind`.
+  template <class Op>
+  void timed(const std::string& kind, Op&& op);
+  // Waits until the inner backend has finished every operation enqueued so far.
+  void wait();
+
+  Backend& inner_;
+  std::unique_ptr<ActivationBuffer> probe_;              // one float of device memory, read to wait
+  std::vector<std::pair<std::string, OpTime>> times_;    // per kind, in the order first seen
+};
+
+}  // namespace pginfer

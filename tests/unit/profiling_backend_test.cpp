@@ -1,0 +1,71 @@
+// tests/unit/profiling_backend_test.cpp: the timing decorator (engine/profiling_backend.h): a session through it
+// gives the same logits as through the CPU backend alone, and every operation of a pass is counted under its
+// kind (each weight's products added over the layers).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/model.h"
+#include "engine/profiling_backend.h"
+#include "engine/session.h"
+#include "tests/unit/test_models.h"
+
+namespace pginfer {
+namespace {
+
+const OpTime* find(const ProfilingBackend& p, const std::string& kind) {
+  for (const auto& [k, t] : p.times()) {
+    if (k == kind) return &t;
+  }
+  return nullptr;
+}
+
+TEST(ProfilingBackend, SameLogitsAndEveryOperationCounted) {
+  std::unique_ptr<Model> model;
+  ASSERT_TRUE(Model::load(testing::synthetic_model("tiny", TensorType::Q4_K), &model).ok());
+  std::unique_ptr<Backend> cpu = make_cpu_backend({2});
+  ASSERT_TRUE(cpu->prepare(*model).ok());
+  ProfilingBackend profiler(*cpu);
+  std::unique_ptr<Session> plain, profiled;
+  ASSERT_TRUE(Session::create(*model, *cpu, 64, &plain).ok());
+  ASSERT_TRUE(Session::create(*model, profiler, 64, &profiled).ok());
+  const std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975};
+  std::vector<float> want, got;
+  ASSERT_TRUE(plain->eval(prompt, true, &want).ok());
+  profiler.reset();
+  ASSERT_TRUE(profiled->eval(prompt, true, &got).ok());
+  EXPECT_EQ(got, want);
+
+  const int64_t n_layer = model->config().n_layer;
+  for (const char* kind : {"matmul attn_q.weight", "matmul attn_k.weight", "matmul attn_v.weight",
+                           "matmul attn_output.weight", "matmul ffn_gate.weight", "matmul ffn_up.weight",
+                           "matmul ffn_down.weight", "attention", "swiglu"}) {
+    const OpTime* t = find(profiler, kind);
+    ASSERT_NE(t, nullptr) << kind;
+    EXPECT_EQ(t->calls, n_layer) << kind;
+    EXPECT_GE(t->seconds, 0.0) << kind;
+  }
+  ASSERT_NE(find(profiler, "rms_norm"), nullptr);
+  EXPECT_GE(find(profiler, "rms_norm")->calls, 2 * n_layer + 1);  // two per layer, the output norm's runs
+  ASSERT_NE(find(profiler, "embed"), nullptr);
+  EXPECT_EQ(find(profiler, "embed")->calls, 1);
+  ASSERT_NE(find(profiler, "matmul output.weight"), nullptr);
+  const std::string report = profiler.report();
+  EXPECT_NE(report.find("matmul ffn_down.weight"), std::string::npos);
+  EXPECT_NE(report.find("total"), std::string::npos);
+
+  // Decoding continues through it; reset() forgets the prompt's times.
+  profiler.reset();
+  EXPECT_TRUE(profiler.times().empty());
+  ASSERT_TRUE(plain->eval(std::vector<int32_t>{29889}, false, &want).ok());
+  ASSERT_TRUE(profiled->eval(std::vector<int32_t>{29889}, false, &got).ok());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(find(profiler, "attention")->calls, n_layer);
+}
+
+}  // namespace
+}  // namespace pginfer
