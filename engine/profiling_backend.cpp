@@ -44,7 +44,8 @@ void ProfilingBackend::wait() {
 
 std::string ProfilingBackend::report() const {
   std::vector<std::pair<std::string, OpTime>> sorted = times_;
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
   double total = 0.0;
   for (const auto& [kind, t] : sorted) total += t.seconds;
   std::string out;

@@ -97,7 +97,8 @@ inline void prepare_block(const Block& x, PreparedBlock* s) {
       hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), sixteen));
     }
     interleave_quads(lo, hi, s->quads[j]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s->scale_pairs[j]), _mm256_set1_epi32(pair16(sm[2 * j], sm[2 * j + 1])));
+    const __m256i scales = _mm256_set1_epi32(pair16(sm[2 * j], sm[2 * j + 1]));  // the same for every lane
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s->scale_pairs[j]), scales);
   }
   for (int k = 0; k < 4; ++k) s->extra[k] = pair16(sm[8 + 2 * k], sm[9 + 2 * k]);
   s->d = half(x.d);
@@ -154,7 +155,8 @@ void k_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8K* p, int6
         if constexpr (!kQ6) {
           s[0][i] = V::zero();
         } else {  // minus 32 * (bsums 2m, 2m + 1 times scales 2m, 2m + 1)
-          s[0][i] = V::sub(V::zero(), V::shl5(V::dpwssd(V::zero(), V::set1(x[i][b].extra[m]), V::load(pb.bsum_pairs[m]))));
+          const typename V::I offset = V::dpwssd(V::zero(), V::set1(x[i][b].extra[m]), V::load(pb.bsum_pairs[m]));
+          s[0][i] = V::sub(V::zero(), V::shl5(offset));
         }
       }
       _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {

@@ -1,6 +1,7 @@
 // kernels/cpu/vnni_lanes.h: vector operations on 16 lanes (512 bits) or 8 (256 bits) under one set of names, so
 // that the packed batched kernels (vec_dot_avx512vnni.cpp, vec_dot_q4_0_avx512vnni.cpp,
-// vec_dot_k_avx512vnni.cpp) are written once for both widths. Included only by translation units compiled for AVX-512 VNNI.
+// vec_dot_k_avx512vnni.cpp) are written once for both widths. Included only by translation units compiled for
+// AVX-512 VNNI.
 #pragma once
 
 #include <immintrin.h>

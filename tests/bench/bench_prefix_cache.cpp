@@ -329,7 +329,9 @@ int main(int argc, char** argv) {
     return std::fprintf(stderr, "counts must be positive\n"), 2;
   }
   const SynthShape* shape = find_synth_shape(s.shape);
-  if (shape == nullptr) return std::fprintf(stderr, "unknown shape %s (%s)\n", s.shape.c_str(), synth_shape_names().c_str()), 2;
+  if (shape == nullptr) {
+    return std::fprintf(stderr, "unknown shape %s (%s)\n", s.shape.c_str(), synth_shape_names().c_str()), 2;
+  }
   // The engine's limits, and its default pool on the CPU: 1 GiB of F16 keys and values.
   Batcher::Options engine;
   engine.model_key = 1;
