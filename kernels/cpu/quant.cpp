@@ -193,7 +193,10 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
     case TensorType::Q4_K: return quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n / kQK_K);
     case TensorType::Q5_K: return quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n / kQK_K);
     case TensorType::Q6_K: return quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n / kQK_K);
-    case TensorType::Q8_K: return quantize_q8_k(src, static_cast<BlockQ8_K*>(dst), n / kQK_K);
+    case TensorType::Q8_K: {
+      static const bool use_avx2 = simd_level() >= SimdLevel::Avx2;
+      return (use_avx2 ? quantize_q8_k_avx2 : quantize_q8_k)(src, static_cast<BlockQ8_K*>(dst), n / kQK_K);
+    }
   }
 }
 

@@ -136,5 +136,8 @@ void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t nb);
 void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t nb);
 void quantize_q6_k(const float* x, BlockQ6_K* y, int64_t nb);
 void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb);
+// quantize_q8_k with AVX2: the same bytes for every input (blocks with infinities or NaNs, or so small that
+// the inverse scale overflows, take the scalar code; quant_avx2.cpp).
+void quantize_q8_k_avx2(const float* x, BlockQ8_K* y, int64_t nb);
 
 }  // namespace pginfer

@@ -187,6 +187,39 @@ TEST(QuantEncode, Q8_0Avx2EqualsScalar) {
   }
 }
 
+// The same for Q8_K (quantize_q8_k_avx2): also ties between the largest magnitudes of both signs (the first
+// one's sign wins), and blocks with infinities or NaNs.
+TEST(QuantEncode, Q8_KAvx2EqualsScalar) {
+  if (machine_simd_level() < SimdLevel::Avx2) GTEST_SKIP() << "no AVX2 here";
+  std::mt19937 rng(10);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t nb = 256;
+  std::vector<float> x(nb * kQK_K);
+  for (int64_t b = 0; b < nb; ++b) {
+    const float scale = std::ldexp(1.0f, (int)(b % 60) - 40);
+    for (int j = 0; j < kQK_K; ++j) {
+      float v = nd(rng) * scale;
+      if (b % 9 == 1) v = (float)((int)(rng() % 255) - 127) * 0.5f;  // lands on halves
+      if (b % 9 == 2) v = 0.0f;
+      if (b % 9 == 3 && j == 200) v = 1e30f;
+      if (b % 9 == 4) v = std::ldexp(nd(rng), -140);  // denormal
+      if (b % 9 == 5 && (j == 17 || j == 90)) v = j == 17 ? -50.0f : 50.0f;  // a tie: the first, -50, wins
+      if (b % 9 == 6 && j == 3) v = INFINITY;
+      if (b % 9 == 7 && j == 100) v = NAN;
+      x[b * kQK_K + j] = v;
+    }
+  }
+  std::vector<BlockQ8_K> a(nb), b(nb);
+  quantize_q8_k(x.data(), a.data(), nb);
+  quantize_q8_k_avx2(x.data(), b.data(), nb);
+  for (int64_t i = 0; i < nb; ++i) {
+    ASSERT_EQ(0, std::memcmp(&a[i].d, &b[i].d, sizeof(float))) << "block " << i;
+    ASSERT_EQ(0, std::memcmp(a[i].qs, b[i].qs, sizeof(a[i].qs))) << "block " << i;
+    ASSERT_EQ(0, std::memcmp(a[i].bsums, b[i].bsums, sizeof(a[i].bsums))) << "block " << i;
+  }
+  EXPECT_GT(a[5].d, 0.0f);  // block 5: the first of -50 and 50 is the max, iscale = -127 / -50 > 0
+}
+
 TEST(QuantDecode, Q8_0) {
   BlockQ8_0 b[2];
   b[0].d = 0x3800;  // 0.5
