@@ -46,7 +46,8 @@ struct Q8_0BlockDotVnni {
 };
 
 // One block of 16 tokens, packed: q[l][t] holds bytes 4l..4l+3 of token t's block plus 128 (unsigned), d[t]
-// its scale as a float. Lanes past the last token hold 0 (q = 128, d = 0).
+// its scale as a float. Lanes past the last token hold zeros (each lane is a token of its own: what they
+// compute is never stored).
 struct PackedQ8_0 {
   uint8_t q[8][16][4];
   float d[16];
@@ -92,6 +93,14 @@ void packed_tile(int64_t nb, const uint8_t* w0, size_t step, const PackedQ8_0* p
   _Pragma("GCC unroll 4") for (int i = 0; i < R; ++i) vnni::store_tokens<V>(acc[i], n_valid, out + i * ostep, ldo);
 }
 
+// Token `lane` of packed block g: activation block y's bytes biased to unsigned, and its scale.
+void pack_lane(PackedQ8_0& g, const BlockQ8_0& y, int lane) {
+  alignas(32) uint8_t biased[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(biased), _mm256_xor_si256(load256(y.qs), _mm256_set1_epi8((char)0x80)));
+  for (int l = 0; l < 8; ++l) std::memcpy(g.q[l][lane], biased + 4 * l, 4);
+  g.d[lane] = half(y.d);
+}
+
 }  // namespace
 
 void dot_q8_0_rows_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const void* act, float* out) {
@@ -100,30 +109,7 @@ void dot_q8_0_rows_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t 
 
 void pack_q8_0_tokens_vnni(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens,
                            std::vector<uint8_t>* packed) {
-  const int64_t nb = n / kQK8_0;
-  const int64_t groups = (n_tokens + kPackedTokens - 1) / kPackedTokens;
-  packed->resize(groups * nb * sizeof(PackedQ8_0));
-  PackedQ8_0* p = reinterpret_cast<PackedQ8_0*>(packed->data());
-  // Lanes past the last token: activation 0 (128 biased), scale 0.
-  if (n_tokens % kPackedTokens) {
-    PackedQ8_0* last = p + (groups - 1) * nb;
-    for (int64_t b = 0; b < nb; ++b) {
-      std::memset(last[b].q, 0x80, sizeof(last[b].q));
-      std::memset(last[b].d, 0, sizeof(last[b].d));
-    }
-  }
-  const __m256i bias = _mm256_set1_epi8((char)0x80);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(acts + t * act_stride);
-    PackedQ8_0* g = p + (t / kPackedTokens) * nb;
-    const int64_t lane = t % kPackedTokens;
-    for (int64_t b = 0; b < nb; ++b) {
-      alignas(32) uint8_t biased[32];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(biased), _mm256_xor_si256(load256(y[b].qs), bias));
-      for (int l = 0; l < 8; ++l) std::memcpy(g[b].q[l][lane], biased + 4 * l, 4);
-      g[b].d[lane] = half(y[b].d);
-    }
-  }
+  vnni::pack_token_groups<PackedQ8_0, BlockQ8_0>(n / kQK8_0, acts, act_stride, n_tokens, packed, pack_lane);
 }
 
 void dot_q8_0_packed_vnni(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
