@@ -60,31 +60,30 @@ void dot_rows_level(SimdLevel level, TensorType type, int64_t n, const void* wei
 
 namespace {
 
-// Tokens from which the packed kernel of `type` beats the one-token kernel run per token (one thread,
-// tests/bench/bench_vec_dot.cpp --tokens, 768 and 2048 values): Q8_0 from 4; Q4_0 from 5 (22 against 26
-// GMAC/s at 4 tokens, 35 at 5); Q4_K and Q5_K from 5 (41-42 and 35-37 against 35 and 27-29), Q6_K from 6 (38-40
-// against 35). Types without a packed kernel: never.
-int64_t packed_min_tokens(TensorType type) {
-  switch (type) {
-    case TensorType::Q8_0: return 4;
-    case TensorType::Q4_0:
-    case TensorType::Q4_K:
-    case TensorType::Q5_K: return 5;
-    case TensorType::Q6_K: return 6;
-    default: return INT64_MAX;
-  }
-}
+// A weight type's packed (AVX-512 VNNI) kernel: how it packs the activations, its product, and the tokens from
+// which it beats the one-token kernel run per token.
+struct PackedKernel {
+  void (*pack)(int64_t n, const uint8_t* acts, size_t act_stride, int64_t n_tokens, std::vector<uint8_t>* packed);
+  void (*dot)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed, int64_t n_tokens,
+              float* out, int64_t ldo);
+  int64_t min_tokens;
+};
 
-// The packed kernel of a weight type whose activations TokenActivations::set packs.
-using PackedDotFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* packed,
-                             int64_t n_tokens, float* out, int64_t ldo);
-PackedDotFn packed_fn(TensorType type) {
+// The packed kernel of `type`, or null. Thresholds measured on one thread (tests/bench/bench_vec_dot.cpp
+// --tokens, 768 and 2048 values): Q8_0 from 4; Q4_0 from 5 (22 against 26 GMAC/s at 4 tokens, 35 at 5); Q4_K
+// and Q5_K from 5 (41-42 and 35-37 against 35 and 27-29), Q6_K from 6 (38-40 against 35).
+const PackedKernel* packed_kernel(TensorType type) {
+  static const PackedKernel q8_0{pack_q8_0_tokens_vnni, dot_q8_0_packed_vnni, 4};
+  static const PackedKernel q4_0{pack_q4_0_tokens_vnni, dot_q4_0_packed_vnni, 5};
+  static const PackedKernel q4_k{pack_k_tokens_vnni, dot_q4_k_packed_vnni, 5};
+  static const PackedKernel q5_k{pack_k_tokens_vnni, dot_q5_k_packed_vnni, 5};
+  static const PackedKernel q6_k{pack_k_tokens_vnni, dot_q6_k_packed_vnni, 6};
   switch (type) {
-    case TensorType::Q8_0: return dot_q8_0_packed_vnni;
-    case TensorType::Q4_0: return dot_q4_0_packed_vnni;
-    case TensorType::Q4_K: return dot_q4_k_packed_vnni;
-    case TensorType::Q5_K: return dot_q5_k_packed_vnni;
-    case TensorType::Q6_K: return dot_q6_k_packed_vnni;
+    case TensorType::Q8_0: return &q8_0;
+    case TensorType::Q4_0: return &q4_0;
+    case TensorType::Q4_K: return &q4_k;
+    case TensorType::Q5_K: return &q5_k;
+    case TensorType::Q6_K: return &q6_k;
     default: return nullptr;
   }
 }
@@ -97,24 +96,17 @@ void TokenActivations::set(TensorType weight_type, int64_t n, const void* acts, 
   n_tokens_ = n_tokens;
   packed_.clear();
   static const bool use_vnni = has_avx512_vnni();
-  if (!use_vnni || n_tokens < packed_min_tokens(weight_type)) return;
-  switch (weight_type) {
-    case TensorType::Q8_0: pack_q8_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
-    case TensorType::Q4_0: pack_q4_0_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
-    case TensorType::Q4_K:
-    case TensorType::Q5_K:
-    case TensorType::Q6_K: pack_k_tokens_vnni(n, rows_, act_stride, n_tokens, &packed_); break;
-    default: break;
-  }
+  const PackedKernel* kernel = use_vnni ? packed_kernel(weight_type) : nullptr;
+  if (kernel != nullptr && n_tokens >= kernel->min_tokens) kernel->pack(n, rows_, act_stride, n_tokens, &packed_);
 }
 
 void dot_rows_tokens(TensorType type, int64_t n, const void* weights, size_t row_stride, int64_t rows,
                      const TokenActivations& acts, float* out, int64_t ldo) {
   static const SimdLevel level = simd_level();
   const uint8_t* w = static_cast<const uint8_t*>(weights);
-  const PackedDotFn packed = acts.packed().empty() ? nullptr : packed_fn(type);
-  if (packed) {  // packed by set() for this weight type
-    packed(n, w, row_stride, rows, acts.packed().data(), acts.n_tokens(), out, ldo);
+  const PackedKernel* kernel = acts.packed().empty() ? nullptr : packed_kernel(type);
+  if (kernel != nullptr) {  // packed by set() for this weight type
+    kernel->dot(n, w, row_stride, rows, acts.packed().data(), acts.n_tokens(), out, ldo);
     return;
   }
   // Otherwise the dot_rows kernels on bands of rows small enough to stay in cache across the tokens.
