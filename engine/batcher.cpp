@@ -53,6 +53,13 @@ void BatchJob::fail(const Status& st) {
   cv_.notify_all();
 }
 
+SchedulerOptions Batcher::scheduler_options(const Options& options) {
+  SchedulerOptions so;
+  so.max_num_batched_tokens = (int32_t)options.max_tokens;
+  so.max_num_seqs = (int32_t)options.max_running;
+  return so;
+}
+
 Status Batcher::create(const Model& model, Backend& backend, const Options& options, std::unique_ptr<Batcher>* out) {
   if (options.max_running < 1 || options.max_tokens < options.max_running || options.max_queue < 1 ||
       options.kv_blocks < 1 || options.kv_blocks > INT32_MAX) {
@@ -63,10 +70,7 @@ Status Batcher::create(const Model& model, Backend& backend, const Options& opti
   PGI_RETURN_IF_ERROR(backend.create_kv_pool(c.n_layer, options.kv_blocks, options.block_size, c.kv_dim(), &b->kv_pool_));
   PGI_RETURN_IF_ERROR(BlockPool::create((int32_t)options.kv_blocks, (int32_t)options.block_size, &b->blocks_));
   b->kv_ = std::make_unique<KvCacheManager>(b->blocks_.get(), options.model_key);
-  SchedulerOptions so;
-  so.max_num_batched_tokens = (int32_t)options.max_tokens;
-  so.max_num_seqs = (int32_t)options.max_running;
-  PGI_RETURN_IF_ERROR(Scheduler::create(b->kv_.get(), so, &b->scheduler_));
+  PGI_RETURN_IF_ERROR(Scheduler::create(b->kv_.get(), scheduler_options(options), &b->scheduler_));
   PGI_RETURN_IF_ERROR(Executor::create(model, backend, options.max_tokens, &b->executor_));
   b->n_vocab_ = c.n_vocab;
   b->publish_stats();

@@ -108,6 +108,8 @@ class Batcher {
     // Tests only: every pass fails with DeviceLost, as after a GPU error (PG_INFER_TEST_DEVICE_LOST, server.h).
     bool simulate_device_lost = false;
   };
+  // The scheduler's limits for a loop with `options` (also for benchmarks that plan as the loop does).
+  static SchedulerOptions scheduler_options(const Options& options);
   // A loop for `model` on `backend`; both must outlive it.
   static Status create(const Model& model, Backend& backend, const Options& options, std::unique_ptr<Batcher>* out);
   // Stops the loop; jobs still waiting or running fail.

@@ -116,10 +116,7 @@ struct Planner {
   Planner(int32_t kv_blocks, const Batcher::Options& engine) {
     if (!BlockPool::create(kv_blocks, (int32_t)engine.block_size, &pool).ok()) std::abort();
     kv = std::make_unique<KvCacheManager>(pool.get(), 1);
-    SchedulerOptions so;
-    so.max_num_batched_tokens = (int32_t)engine.max_tokens;
-    so.max_num_seqs = (int32_t)engine.max_running;
-    if (!Scheduler::create(kv.get(), so, &scheduler).ok()) std::abort();
+    if (!Scheduler::create(kv.get(), Batcher::scheduler_options(engine), &scheduler).ok()) std::abort();
   }
 };
 
