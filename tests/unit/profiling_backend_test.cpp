@@ -47,8 +47,10 @@ TEST(ProfilingBackend, SameLogitsAndEveryOperationCounted) {
     const OpTime* t = find(profiler, kind);
     ASSERT_NE(t, nullptr) << kind;
     EXPECT_EQ(t->calls, n_layer) << kind;
-    EXPECT_GE(t->seconds, 0.0) << kind;
   }
+  double total = 0.0;
+  for (const auto& [kind, t] : profiler.times()) total += t.seconds;
+  EXPECT_GT(total, 0.0);  // the pass took time, and it was recorded
   ASSERT_NE(find(profiler, "rms_norm"), nullptr);
   EXPECT_GE(find(profiler, "rms_norm")->calls, 2 * n_layer + 1);  // two per layer, the output norm's runs
   ASSERT_NE(find(profiler, "embed"), nullptr);

@@ -46,6 +46,14 @@ struct Connection {
 
 std::string model_dir() { return std::filesystem::path(testing::synthetic_model("tiny", TensorType::Q8_0)).parent_path(); }
 
+// A server over model_dir() with 2 threads.
+ServerOptions test_options() {
+  ServerOptions o;
+  o.model_dir = model_dir();
+  o.threads = 2;
+  return o;
+}
+
 wire::Fields fields_of(const wire::Frame& f) {
   wire::Fields out;
   EXPECT_TRUE(out.parse(f.body));
@@ -53,10 +61,7 @@ wire::Fields fields_of(const wire::Frame& f) {
 }
 
 TEST(Server, LoadsGeneratesAndAnswersInOrder) {
-  ServerOptions o;
-  o.model_dir = model_dir();
-  o.threads = 2;
-  Server server(o);
+  Server server(test_options());
   Connection c(server);
   const std::string path = testing::synthetic_model("tiny", TensorType::Q8_0);
   wire::Frame r = c.call(wire::FrameWriter(PGI_MSG_LOAD).str(PGI_F_NAME, "m").str(PGI_F_PATH, path).frame());
@@ -142,10 +147,7 @@ TEST(Server, SurvivesMalformedFrames) {
 // loaded. On the CPU it is accepted and changes nothing, and a load that ran where it was asked to carries
 // no fallback note (only device auto on the CPU beside a GPU that could not take the model does).
 TEST(Server, ChecksGpuMemoryFraction) {
-  ServerOptions o;
-  o.model_dir = model_dir();
-  o.threads = 2;
-  Server server(o);
+  Server server(test_options());
   Connection c(server);
   const std::string path = testing::synthetic_model("tiny", TensorType::Q8_0);
   auto load = [&](const std::string& name, const std::string& options) {
