@@ -10,8 +10,12 @@
 // this backend cannot run Internal.
 //
 // KV caches: a contiguous cache (one sequence, Session) and the paged pool of the serving loop share one layout
-// (KvLayers) and one attention kernel; a paged view's block table is copied to the device with the positions
-// on each attention call (kernels/cuda/attention.h).
+// (KvLayers) and one attention kernel; a pass's chunks over one pool attend in one launch (attention_batch),
+// their positions and block tables copied to the device together (kernels/cuda/attention.h).
+//
+// Uploads (token ids, positions, block tables) go through page-locked staging memory (PinnedStaging), so that
+// the copies are queued on the stream like kernels instead of waiting for it, and are skipped while the values
+// are those already on the device (each layer of a pass passes the same ones).
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -19,6 +23,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,6 +80,49 @@ class DeviceMemory {
  private:
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// Page-locked host memory that uploads are copied from: a cudaMemcpyAsync from pageable memory waits for the
+// stream, one from here does not. Handed out in order; the copies read it later, when the stream reaches them, so
+// it is reclaimed only as a whole, once the stream has been synchronized (the backend calls reset() then).
+class PinnedStaging {
+ public:
+  PinnedStaging() = default;
+  PinnedStaging(const PinnedStaging&) = delete;
+  PinnedStaging& operator=(const PinnedStaging&) = delete;
+  ~PinnedStaging() {
+    if (base_) cudaFreeHost(base_);
+  }
+  // `bytes` of staging memory, or null when what is left is too small.
+  void* take(size_t bytes) {
+    bytes = (bytes + 15) / 16 * 16;
+    if (base_ == nullptr || capacity_ - used_ < bytes) return nullptr;
+    void* p = static_cast<uint8_t*>(base_) + used_;
+    used_ += bytes;
+    return p;
+  }
+  // Everything handed out is free again (no copy from it is pending).
+  void reset() { used_ = 0; }
+  // Makes room for `bytes` at least, reallocating when needed; only while no copy from it is pending. False when
+  // page-locked memory cannot be had.
+  bool reserve(size_t bytes) {
+    if (capacity_ >= bytes) return true;
+    const size_t want = std::max<size_t>({bytes, 2 * capacity_, size_t{1} << 20});
+    if (base_) cudaFreeHost(base_);
+    base_ = nullptr;
+    capacity_ = used_ = 0;
+    if (cudaMallocHost(&base_, want) != cudaSuccess) {
+      cudaGetLastError();  // an allocation failure is not sticky: clear it
+      base_ = nullptr;
+      return false;
+    }
+    capacity_ = want;
+    return true;
+  }
+
+ private:
+  void* base_ = nullptr;
+  size_t capacity_ = 0, used_ = 0;
 };
 
 class CudaBuffer : public ActivationBuffer {
@@ -151,6 +199,7 @@ class CudaBackend : public Backend {
   explicit CudaBackend(int device) : device_(device) {}
 
   ~CudaBackend() override {
+    if (stream_) cudaStreamSynchronize(stream_);  // no copy may still read the staging memory
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -163,6 +212,7 @@ class CudaBackend : public Backend {
     if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) return internal_error("cannot initialise cuBLAS");
     cublasSetStream(cublas_, stream_);
     cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH);
+    staging_.reserve(size_t{1} << 20);  // without it, uploads wait for the stream (upload_ints)
     return Status::ok_status();
   }
 
@@ -372,66 +422,29 @@ class CudaBackend : public Backend {
 
   void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v, const int32_t* pos,
                  int64_t n_tokens, const AttentionParams& p, float* out) override {
-    if (failed() || n_tokens <= 0) return;
-    if (p.head_dim > cuda::kMaxHeadDim) {
-      fail("head dimension " + std::to_string(p.head_dim) + " exceeds the CUDA attention kernel's " +
-           std::to_string(cuda::kMaxHeadDim));
+    const AttentionChunk one{&cache, n_tokens};
+    attend(std::span<const AttentionChunk>(&one, 1), layer, q, k, v, pos, p, out);
+  }
+
+  void attention_batch(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k,
+                       const float* v, const int32_t* pos, const AttentionParams& p, float* out) override {
+    // One launch needs the rows of every chunk in one memory: one chunk, or paged views of one pool (the serving
+    // loop's passes). Other mixes (the contiguous caches of several sessions) go chunk by chunk.
+    const KvPool* pool = nullptr;
+    int n_chunks = 0;
+    bool one_pool = true;
+    for (const AttentionChunk& c : chunks) {
+      if (c.n_tokens <= 0) continue;
+      ++n_chunks;
+      PagedKvCache* paged = c.kv->as_paged();
+      if (paged == nullptr || (pool != nullptr && &paged->pool() != pool)) one_pool = false;
+      if (paged != nullptr) pool = &paged->pool();
+    }
+    if (n_chunks > 1 && !one_pool) {
+      Backend::attention_batch(chunks, layer, q, k, v, pos, p, out);
       return;
     }
-    int64_t max_kv = 0;
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      if (pos[t] < 0) {
-        fail("attention at negative position " + std::to_string(pos[t]));
-        return;
-      }
-      max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
-    }
-    // Where rows lie, and what goes to the device: the positions, then (paged) the block table's entries up
-    // to the last position's block, each checked: a bad table must not write outside the pool.
-    KvLayers* kv;
-    cuda::KvSlots slots;
-    attn_host_.assign(pos, pos + n_tokens);
-    PagedKvCache* paged = cache.as_paged();
-    if (paged != nullptr) {
-      CudaKvPool& pool = static_cast<CudaKvPool&>(paged->pool());
-      kv = &pool.kv;
-      slots.block_shift = pool.block_shift();
-      const int64_t n_table = ((max_kv - 1) >> slots.block_shift) + 1;
-      if (n_table > (int64_t)paged->blocks.size()) {
-        fail("position " + std::to_string(max_kv - 1) + " lies beyond the block table's " +
-             std::to_string(paged->blocks.size()) + " blocks");
-        return;
-      }
-      for (int64_t i = 0; i < n_table; ++i) {
-        const int32_t b = paged->blocks[i];
-        if (b < 0 || b >= pool.n_blocks()) {
-          fail("block table entry " + std::to_string(b) + " outside the pool's " + std::to_string(pool.n_blocks()) +
-               " blocks");
-          return;
-        }
-        attn_host_.push_back(b);
-      }
-    } else {
-      kv = &static_cast<CudaKvCache&>(cache).kv;
-      if (max_kv > kv->slots) {
-        fail("position " + std::to_string(max_kv - 1) + " beyond the KV cache's " + std::to_string(kv->slots));
-        return;
-      }
-    }
-    const int32_t* dev = upload_ints(attn_host_.data(), (int64_t)attn_host_.size(), &attn_ints_);
-    if (dev == nullptr) return;
-    const int32_t* dev_pos = dev;
-    if (paged != nullptr) slots.blocks = dev + n_tokens;
-    // The new rows are stored before any query reads them: both kernels run in order on one stream.
-    cuda::kv_store(k, v, dev_pos, n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
-    float* partial = nullptr;
-    if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, max_kv); n > 0) {
-      partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
-      if (!partial) return;
-    }
-    cuda::attention(q, kv->keys(layer), kv->values(layer), slots, dev_pos, n_tokens, p.n_head, p.n_head_kv,
-                    p.head_dim, p.scale, max_kv, partial, out, stream_);
-    check_launch("attention");
+    attend(chunks, layer, q, k, v, pos, p, out);
   }
 
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
@@ -449,7 +462,7 @@ class CudaBackend : public Backend {
   void read(const float* src, int64_t n, float* host_dst) override {
     if (!failed()) {
       cudaError_t e = cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_);
-      if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+      if (e == cudaSuccess) e = synchronize();
       if (e == cudaSuccess) return;
       fail(std::string("reading results: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
     }
@@ -459,7 +472,7 @@ class CudaBackend : public Backend {
   void write(const float* host_src, int64_t n, float* dst) override {
     if (failed()) return;
     cudaError_t e = cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e == cudaSuccess) e = synchronize();
     if (e != cudaSuccess) fail(std::string("writing inputs: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
   }
 
@@ -493,28 +506,144 @@ class CudaBackend : public Backend {
     return none;
   }
 
+  // Waits for everything queued on the stream; the staging memory is then free again.
+  cudaError_t synchronize() {
+    const cudaError_t e = cudaStreamSynchronize(stream_);
+    staging_.reset();
+    return e;
+  }
+
+  // n host ints in device memory (u's array, grown as needed), copied through the staging memory without waiting
+  // for the stream (the array's previous values stay until the kernels queued before have read them: stream
+  // order), or not copied at all when u holds these values already; null after a failure.
   const int32_t* upload_ints(const int32_t* host, int64_t n, IntUpload* u) {
     if ((int64_t)u->host.size() == n && std::memcmp(u->host.data(), host, n * sizeof(int32_t)) == 0) {
       return static_cast<const int32_t*>(u->mem.get());
     }
-    if (u->mem.bytes() < (size_t)n * sizeof(int32_t)) {
+    const size_t bytes = (size_t)n * sizeof(int32_t);
+    if (u->mem.bytes() < bytes) {
       // The stream may still read the old array.
-      cudaStreamSynchronize(stream_);
+      synchronize();
       if (u->mem.allocate(std::max<size_t>(n, 512) * sizeof(int32_t)) != cudaSuccess) {
         fail("cannot allocate GPU memory for " + std::to_string(n) + " token ids", StatusCode::OutOfMemory);
         return nullptr;
       }
     }
-    const cudaError_t e = cudaMemcpyAsync(u->mem.get(), host, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_);
+    void* staged = staging_.take(bytes);
+    if (staged == nullptr) {
+      // Full: once the stream is idle, all of it is free again (grown if this upload alone needs more).
+      synchronize();
+      if (staging_.reserve(bytes)) staged = staging_.take(bytes);
+    }
+    // Without page-locked memory, the copy from the caller's array (which waits for the stream) still works.
+    const void* src = host;
+    if (staged != nullptr) src = std::memcpy(staged, host, bytes);
+    const cudaError_t e = cudaMemcpyAsync(u->mem.get(), src, bytes, cudaMemcpyHostToDevice, stream_);
     if (e != cudaSuccess) fail(std::string("copying token ids: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
     u->host.assign(host, host + n);
     return static_cast<const int32_t*>(u->mem.get());
   }
 
+  // Stores the chunks' keys and values of `layer`, then computes their attention (Backend::attention), in one
+  // launch of each kernel. Every non-empty chunk's cache must live in one memory: one contiguous cache, or paged
+  // views of one pool. Fails the backend, touching nothing, on a position that a cache or block table does not
+  // cover or a table entry outside the pool.
+  void attend(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k, const float* v,
+              const int32_t* pos, const AttentionParams& p, float* out) {
+    if (failed()) return;
+    int64_t n_tokens = 0, n_chunks = 0;
+    const AttentionChunk* first = nullptr;
+    for (const AttentionChunk& c : chunks) {
+      if (c.n_tokens <= 0) continue;
+      if (first == nullptr) first = &c;
+      n_tokens += c.n_tokens;
+      ++n_chunks;
+    }
+    if (n_tokens == 0) return;
+    if (p.head_dim > cuda::kMaxHeadDim) {
+      fail("head dimension " + std::to_string(p.head_dim) + " exceeds the CUDA attention kernel's " +
+           std::to_string(cuda::kMaxHeadDim));
+      return;
+    }
+    int64_t max_kv = 0;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      if (pos[t] < 0) {
+        fail("attention at negative position " + std::to_string(pos[t]));
+        return;
+      }
+      max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
+    }
+    // What goes to the device: the positions; then, paged, each token's table start (several chunks only) and
+    // every chunk's block table up to its last position's block, each entry checked: a bad table must not
+    // write outside the pool.
+    KvLayers* kv;
+    cuda::KvSlots slots;
+    attn_host_.assign(pos, pos + n_tokens);
+    const bool paged = first->kv->as_paged() != nullptr;
+    const bool per_token_tables = paged && n_chunks > 1;
+    const int64_t tables_at = per_token_tables ? 2 * n_tokens : n_tokens;
+    if (paged) {
+      CudaKvPool& pool = static_cast<CudaKvPool&>(first->kv->as_paged()->pool());
+      kv = &pool.kv;
+      slots.block_shift = pool.block_shift();
+      attn_host_.resize(tables_at);
+      int64_t t0 = 0;
+      for (const AttentionChunk& c : chunks) {
+        if (c.n_tokens <= 0) continue;
+        const PagedKvCache& seq = *c.kv->as_paged();
+        int32_t last = 0;
+        for (int64_t t = t0; t < t0 + c.n_tokens; ++t) last = std::max(last, pos[t]);
+        const int64_t n_table = ((int64_t)last >> slots.block_shift) + 1;
+        if (n_table > (int64_t)seq.blocks.size()) {
+          fail("position " + std::to_string(last) + " lies beyond the block table's " +
+               std::to_string(seq.blocks.size()) + " blocks");
+          return;
+        }
+        const int64_t start = (int64_t)attn_host_.size() - tables_at;
+        if (start + n_table > INT32_MAX) {
+          fail("the block tables of one attention call exceed 2^31 entries");
+          return;
+        }
+        if (per_token_tables) std::fill(&attn_host_[n_tokens + t0], &attn_host_[n_tokens + t0] + c.n_tokens, (int32_t)start);
+        for (int64_t i = 0; i < n_table; ++i) {
+          const int32_t b = seq.blocks[i];
+          if (b < 0 || b >= pool.n_blocks()) {
+            fail("block table entry " + std::to_string(b) + " outside the pool's " + std::to_string(pool.n_blocks()) +
+                 " blocks");
+            return;
+          }
+          attn_host_.push_back(b);
+        }
+        t0 += c.n_tokens;
+      }
+    } else {
+      kv = &static_cast<CudaKvCache&>(*first->kv).kv;
+      if (max_kv > kv->slots) {
+        fail("position " + std::to_string(max_kv - 1) + " beyond the KV cache's " + std::to_string(kv->slots));
+        return;
+      }
+    }
+    const int32_t* dev = upload_ints(attn_host_.data(), (int64_t)attn_host_.size(), &attn_ints_);
+    if (dev == nullptr) return;
+    const int32_t* dev_pos = dev;
+    if (paged) slots.blocks = dev + tables_at;
+    if (per_token_tables) slots.table_start = dev + n_tokens;
+    // Every chunk's new rows are stored before any query reads: both kernels run in order on one stream.
+    cuda::kv_store(k, v, dev_pos, n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
+    float* partial = nullptr;
+    if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, max_kv); n > 0) {
+      partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
+      if (!partial) return;
+    }
+    cuda::attention(q, kv->keys(layer), kv->values(layer), slots, dev_pos, n_tokens, p.n_head, p.n_head_kv,
+                    p.head_dim, p.scale, max_kv, partial, out, stream_);
+    check_launch("attention");
+  }
+
   // At least `bytes` of scratch in *m (grown, never shrunk); null after a failure.
   void* scratch(DeviceMemory* m, size_t bytes) {
     if (m->bytes() >= bytes) return m->get();
-    cudaStreamSynchronize(stream_);
+    synchronize();
     if (m->allocate(bytes) != cudaSuccess) {
       fail("cannot allocate " + std::to_string(bytes >> 20) + " MiB of GPU scratch memory", StatusCode::OutOfMemory);
       return nullptr;
@@ -530,8 +659,9 @@ class CudaBackend : public Backend {
   std::unordered_map<const GgufTensor*, DeviceTensor> weights_;
   std::vector<std::unique_ptr<DeviceMemory>> weight_memory_;
   IntUpload ids_, pos_;
-  IntUpload attn_ints_;            // an attention call's positions, then its block table (paged)
+  IntUpload attn_ints_;            // an attention call's positions, then (paged) table starts and block tables
   std::vector<int32_t> attn_host_;  // what attn_ints_ is filled from
+  PinnedStaging staging_;           // where uploads are copied from
   DeviceMemory weight16_, act16_, act_round_, attn_partial_;
 };
 

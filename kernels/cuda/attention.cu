@@ -1,6 +1,7 @@
 // kernels/cuda/attention.cu: the KV store; one block of kWarps warps per (token, head, key range), each warp an
 // online softmax over every kWarps-th key of the range; the warps merged in shared memory and, when the keys
-// were split, the ranges merged by a second kernel. Rows are found through slot_of() (contiguous or paged).
+// were split, the ranges merged by a second kernel. Rows are found through slot_of() (contiguous or paged, each
+// token through its own sequence's block table).
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/attention.h"
@@ -17,11 +18,17 @@ constexpr int64_t kKeysPerSplit = 64;
 constexpr int kMaxSplits = 64;
 constexpr int64_t kSplitBelowBlocks = 1024;
 
-// The slot of position p: p itself in a contiguous cache, through the block table in a paged one.
-__device__ __forceinline__ int64_t slot_of(const KvSlots& s, int64_t p) {
-  if (s.blocks == nullptr) return p;
-  const int64_t mask = (int64_t{1} << s.block_shift) - 1;
-  return ((int64_t)s.blocks[p >> s.block_shift] << s.block_shift) | (p & mask);
+// Token t's block table: null for a contiguous cache.
+__device__ __forceinline__ const int32_t* table_of(const KvSlots& s, int64_t t) {
+  if (s.blocks == nullptr) return nullptr;
+  return s.table_start == nullptr ? s.blocks : s.blocks + s.table_start[t];
+}
+
+// The slot of position p of a sequence whose block table is `table`: p itself in a contiguous cache (no table).
+__device__ __forceinline__ int64_t slot_of(const int32_t* table, int block_shift, int64_t p) {
+  if (table == nullptr) return p;
+  const int64_t mask = (int64_t{1} << block_shift) - 1;
+  return ((int64_t)table[p >> block_shift] << block_shift) | (p & mask);
 }
 
 __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* pos, int64_t n_tokens,
@@ -29,7 +36,7 @@ __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* p
   const int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (id >= n_tokens * kv_dim) return;
   const int64_t t = id / kv_dim, i = id % kv_dim;
-  const int64_t at = slot_of(slots, pos[t]) * kv_dim + i;
+  const int64_t at = slot_of(table_of(slots, t), slots.block_shift, pos[t]) * kv_dim + i;
   keys[at] = __float2half_rn(k[id]);
   values[at] = __float2half_rn(v[id]);
 }
@@ -49,6 +56,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t begin = s * keys_per_split;
   const int64_t end = min(n_kv, begin + keys_per_split);
   const float* qh = q + (t * n_head + h) * head_dim;
+  const int32_t* table = table_of(slots, t);
 
   float qr[kPerLane], acc[kPerLane];
 #pragma unroll
@@ -59,7 +67,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   float m = -INFINITY, l = 0.0f;
   for (int64_t j = begin + warp; j < end; j += kWarps) {
-    const int64_t row = slot_of(slots, j) * kv_dim + kvh * head_dim;
+    const int64_t row = slot_of(table, slots.block_shift, j) * kv_dim + kvh * head_dim;
     const __half* kj = keys + row;
     const __half* vj = values + row;
     float dot = 0.0f, vv[kPerLane];

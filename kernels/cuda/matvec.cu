@@ -1,5 +1,12 @@
-// kernels/cuda/matvec.cu: one warp per weight row; lanes take 32-value chunks (quantized types, decoded with
-// kernels/common/dequant_block.h) or 8-value vectors (F16, BF16, F32) in turn, and the warp sums at the end.
+// kernels/cuda/matvec.cu: one warp per weight row, the warp summing its lanes' shares at the end. Decoding reads
+// every weight once per token, so the kernels are written for bytes in flight: each lane issues several
+// independent loads (kLoads) before it uses any, and a warp's loads cover contiguous bytes of its row.
+// - F16, BF16, F32: 16-byte vectors, lane i taking vectors i, i + 32, ...
+// - Q8_0 (34-byte blocks, only 2-byte aligned): four lanes per block, eight quants each, so a warp reads eight
+//   consecutive blocks (272 bytes) per step with 2-byte loads, and decodes them in registers.
+// - Q4_0, Q4_K, Q5_K, Q6_K: lane i decodes 32-value chunks i, i + 32, ... with kernels/common/dequant_block.h.
+// Half values are converted by the device's instructions (the same values as dequant_block.h's conversion but
+// for the payloads of NaNs).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -13,95 +20,197 @@ namespace pginfer::cuda {
 namespace {
 
 // Rows per block (one warp each).
-constexpr int kWarps = 8;
+constexpr int kWarps = 4;
+// Most tokens per launch (a register accumulator each).
+constexpr int kMaxTokens = 8;
 
-// Decodes chunk c of a row of quantized type T.
+// Independent loads a lane issues before using them: more for one token, whose lanes hold fewer accumulators.
+template <int NT>
+constexpr int kLoads = NT == 1 ? 8 : 4;
+
+// Float x rounded as the CPU's products round activations for weights of type T (F16, BF16; F32: as is).
 template <TensorType T>
-__device__ __forceinline__ void chunk_of(const uint8_t* row, int64_t c, float* v) {
-  if constexpr (T == TensorType::Q8_0) dequant_chunk_q8_0(row, c, v);
-  else if constexpr (T == TensorType::Q4_0) dequant_chunk_q4_0(row, c, v);
-  else if constexpr (T == TensorType::Q4_K) dequant_chunk_q4_k(row, c, v);
-  else if constexpr (T == TensorType::Q5_K) dequant_chunk_q5_k(row, c, v);
-  else dequant_chunk_q6_k(row, c, v);
+__device__ __forceinline__ float round_for(float a) {
+  if constexpr (T == TensorType::F16) return __half2float(__float2half_rn(a));
+  else if constexpr (T == TensorType::BF16) return round_value(TensorType::BF16, a);
+  else return a;
 }
 
-// Values 8g .. 8g+7 of a row of float type T, with 16-byte loads.
-template <TensorType T>
-__device__ __forceinline__ void vec8_of(const uint8_t* row, int64_t g, float* v) {
-  if constexpr (T == TensorType::F32) {
-    const float4* p = reinterpret_cast<const float4*>(row) + 2 * g;
-    const float4 a = p[0], b = p[1];
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-  } else {
-    const uint4 u = reinterpret_cast<const uint4*>(row)[g];
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-    for (int j = 0; j < 4; ++j) {
-      if constexpr (T == TensorType::F16) {
-        v[2 * j] = hd_fp16_to_fp32((uint16_t)(w[j] & 0xffffu));
-        v[2 * j + 1] = hd_fp16_to_fp32((uint16_t)(w[j] >> 16));
-      } else {
-        v[2 * j] = __uint_as_float(w[j] << 16);
-        v[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
-      }
-    }
-  }
-}
-
-// acc += dot(v[0..4n), x[0..4n)) with 16-byte loads of x, each x value first rounded to R (F16, BF16 or,
-// for none, F32).
-template <int N4, TensorType R = TensorType::F32>
+// dot(v[0..4*N4), x[0..4*N4)) with 16-byte loads of x, each x value first rounded for weights of type T.
+template <int N4, TensorType T = TensorType::F32>
 __device__ __forceinline__ float dot4(const float* v, const float* x) {
   const float4* xp = reinterpret_cast<const float4*>(x);
   float s = 0.0f;
 #pragma unroll
   for (int j = 0; j < N4; ++j) {
-    float4 a = xp[j];
-    if constexpr (R != TensorType::F32) {
-      a.x = round_value(R, a.x), a.y = round_value(R, a.y), a.z = round_value(R, a.z), a.w = round_value(R, a.w);
-    }
+    float4 a = __ldg(xp + j);
+    a.x = round_for<T>(a.x), a.y = round_for<T>(a.y), a.z = round_for<T>(a.z), a.w = round_for<T>(a.w);
     s += v[4 * j] * a.x + v[4 * j + 1] * a.y + v[4 * j + 2] * a.z + v[4 * j + 3] * a.w;
   }
   return s;
 }
 
-template <TensorType T, int NT>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
-                  const float* bias, float* y) {
-  const int lane = threadIdx.x % 32;
-  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
-  if (r >= rows) return;  // the whole warp leaves together
-  const uint8_t* row = w + r * row_bytes;
-  float acc[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-  constexpr bool kFloat = T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16;
-  if constexpr (kFloat) {
-    // F16 and BF16 weights see activations rounded to their own type, as on the CPU (fused here).
-    constexpr TensorType R = T == TensorType::F32 ? TensorType::F32 : T;
-#pragma unroll 4
-    for (int64_t g = lane; g < k / 8; g += 32) {
-      float v[8];
-      vec8_of<T>(row, g, v);
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        if (NT == 1 || t < n_tokens) acc[t] += dot4<2, R>(v, x + t * k + 8 * g);
-      }
-    }
-  } else {
-    for (int64_t c = lane; c < k / kChunk; c += 32) {
-      float v[kChunk];
-      chunk_of<T>(row, c, v);
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        if (NT == 1 || t < n_tokens) acc[t] += dot4<kChunk / 4>(v, x + t * k + kChunk * c);
-      }
-    }
-  }
+// Sums each token's accumulator over the warp; lane 0 writes y[t][r] (+ bias[r]).
+template <int NT>
+__device__ __forceinline__ void finish_row(const float* acc, int lane, int n_tokens, int64_t rows, int64_t r,
+                                           const float* bias, float* y) {
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     const float s = warp_sum(acc[t]);
     if (lane == 0 && (NT == 1 || t < n_tokens)) y[t * rows + r] = bias ? s + bias[r] : s;
+  }
+}
+
+// Values per 16-byte vector of a row of float type T.
+template <TensorType T>
+constexpr int kPerVector = T == TensorType::F32 ? 4 : 8;
+
+// The values of a 16-byte vector of float type T.
+template <TensorType T>
+__device__ __forceinline__ void decode_vector(const uint4& u, float* v) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if constexpr (T == TensorType::F32) {
+      v[j] = __uint_as_float(w[j]);
+    } else if constexpr (T == TensorType::F16) {
+      v[2 * j] = __half2float(__ushort_as_half((unsigned short)(w[j] & 0xffffu)));
+      v[2 * j + 1] = __half2float(__ushort_as_half((unsigned short)(w[j] >> 16)));
+    } else {
+      v[2 * j] = __uint_as_float(w[j] << 16);
+      v[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+    }
+  }
+}
+
+// F32, F16, BF16 weights (rows 16-byte aligned, as k % 32 == 0 makes them): the activations rounded to the
+// weights' type on the fly, as on the CPU.
+template <TensorType T, int NT>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_float_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
+                        const float* bias, float* y) {
+  constexpr int P = kPerVector<T>, L = kLoads<NT>;
+  const int lane = threadIdx.x % 32;
+  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
+  if (r >= rows) return;  // the whole warp leaves together
+  const uint4* row = reinterpret_cast<const uint4*>(w + r * row_bytes);
+  const int64_t n_vectors = k / P;
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+  for (int64_t g0 = lane; g0 < n_vectors; g0 += 32 * L) {
+    uint4 u[L];
+#pragma unroll
+    for (int i = 0; i < L; ++i) {
+      if (g0 + 32 * i < n_vectors) u[i] = __ldg(row + g0 + 32 * i);
+    }
+#pragma unroll
+    for (int i = 0; i < L; ++i) {
+      const int64_t g = g0 + 32 * i;
+      if (g < n_vectors) {
+        float v[P];
+        decode_vector<T>(u[i], v);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (NT == 1 || t < n_tokens) acc[t] += dot4<P / 4, T>(v, x + t * k + P * g);
+        }
+      }
+    }
+  }
+  finish_row<NT>(acc, lane, n_tokens, rows, r, bias, y);
+}
+
+// Q8_0 weights: lane l takes quants 8 * (l % 4) .. + 7 of blocks l / 4, l / 4 + 8, ...; the block's scale is a
+// load every four lanes share.
+template <int NT>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_q8_0_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
+                       const float* bias, float* y) {
+  constexpr int L = kLoads<NT>;
+  const int lane = threadIdx.x % 32, part = lane % 4;
+  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
+  if (r >= rows) return;
+  // As halfwords: a block is 17 of them, the scale first.
+  const uint16_t* row = reinterpret_cast<const uint16_t*>(w + r * row_bytes);
+  const int64_t n_blocks = k / 32;
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+  for (int64_t b0 = lane / 4; b0 < n_blocks; b0 += 8 * L) {
+    uint16_t d[L], q[L][4];
+#pragma unroll
+    for (int i = 0; i < L; ++i) {
+      const int64_t b = b0 + 8 * i;
+      if (b < n_blocks) {
+        const uint16_t* blk = row + 17 * b;
+        d[i] = __ldg(blk);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) q[i][j] = __ldg(blk + 1 + 4 * part + j);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < L; ++i) {
+      const int64_t b = b0 + 8 * i;
+      if (b < n_blocks) {
+        float v[8];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          v[2 * j] = (float)(int8_t)(q[i][j] & 0xffu);
+          v[2 * j + 1] = (float)(int8_t)(q[i][j] >> 8);
+        }
+        const float scale = __half2float(__ushort_as_half(d[i]));
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (NT == 1 || t < n_tokens) acc[t] += scale * dot4<2>(v, x + t * k + 32 * b + 8 * part);
+        }
+      }
+    }
+  }
+  finish_row<NT>(acc, lane, n_tokens, rows, r, bias, y);
+}
+
+// Decodes chunk c of a row of quantized type T.
+template <TensorType T>
+__device__ __forceinline__ void chunk_of(const uint8_t* row, int64_t c, float* v) {
+  if constexpr (T == TensorType::Q4_0) dequant_chunk_q4_0(row, c, v);
+  else if constexpr (T == TensorType::Q4_K) dequant_chunk_q4_k(row, c, v);
+  else if constexpr (T == TensorType::Q5_K) dequant_chunk_q5_k(row, c, v);
+  else dequant_chunk_q6_k(row, c, v);
+}
+
+// Q4_0 and the K-quants: a lane per 32-value chunk.
+template <TensorType T, int NT>
+__global__ void __launch_bounds__(kWarps * 32)
+    matvec_chunk_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
+                        const float* bias, float* y) {
+  const int lane = threadIdx.x % 32;
+  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
+  if (r >= rows) return;
+  const uint8_t* row = w + r * row_bytes;
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+  for (int64_t c = lane; c < k / kChunk; c += 32) {
+    float v[kChunk];
+    chunk_of<T>(row, c, v);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (NT == 1 || t < n_tokens) acc[t] += dot4<kChunk / 4>(v, x + t * k + kChunk * c);
+    }
+  }
+  finish_row<NT>(acc, lane, n_tokens, rows, r, bias, y);
+}
+
+// Launches the kernel for weights of type T and up to NT tokens.
+template <TensorType T, int NT>
+void launch(unsigned grid, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
+            const float* bias, float* y, cudaStream_t stream) {
+  if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
+    matvec_float_kernel<T, NT><<<grid, kWarps * 32, 0, stream>>>(w, row_bytes, rows, k, x, n_tokens, bias, y);
+  } else if constexpr (T == TensorType::Q8_0) {
+    matvec_q8_0_kernel<NT><<<grid, kWarps * 32, 0, stream>>>(w, row_bytes, rows, k, x, n_tokens, bias, y);
+  } else {
+    matvec_chunk_kernel<T, NT><<<grid, kWarps * 32, 0, stream>>>(w, row_bytes, rows, k, x, n_tokens, bias, y);
   }
 }
 
@@ -111,9 +220,9 @@ void launch(const void* w, size_t row_bytes, int64_t rows, int64_t k, const floa
   const unsigned grid = (unsigned)((rows + kWarps - 1) / kWarps);
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   if (n_tokens == 1) {
-    matvec_kernel<T, 1><<<grid, kWarps * 32, 0, stream>>>(wb, row_bytes, rows, k, x, 1, bias, y);
+    launch<T, 1>(grid, wb, row_bytes, rows, k, x, 1, bias, y, stream);
   } else {
-    matvec_kernel<T, 8><<<grid, kWarps * 32, 0, stream>>>(wb, row_bytes, rows, k, x, n_tokens, bias, y);
+    launch<T, kMaxTokens>(grid, wb, row_bytes, rows, k, x, n_tokens, bias, y, stream);
   }
 }
 
@@ -122,8 +231,8 @@ void launch(const void* w, size_t row_bytes, int64_t rows, int64_t k, const floa
 bool matvec(TensorType type, const void* w, size_t row_bytes, int64_t rows, int64_t k, const float* x,
             int64_t n_tokens, const float* bias, float* y, cudaStream_t stream) {
   if (k % kChunk != 0) return false;
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
-    const int nt = (int)(n_tokens - t0 < 8 ? n_tokens - t0 : 8);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+    const int nt = (int)(n_tokens - t0 < kMaxTokens ? n_tokens - t0 : kMaxTokens);
     const float* xt = x + t0 * k;
     float* yt = y + t0 * rows;
     switch (type) {
