@@ -329,6 +329,10 @@ class CudaBackend : public Backend {
     return (int64_t)free_bytes;
   }
 
+  // Logit rows of a pass go through one product whatever the output type: the GPU's batched products round
+  // otherwise than one token's in every layer anyway, and each float row alone costs a pass over the matrix.
+  bool group_logit_rows(TensorType) const override { return true; }
+
   Status health() const override {
     return failed() ? Status(error_code_, "the GPU backend failed: " + error_) : Status::ok_status();
   }
