@@ -105,6 +105,23 @@ struct AttentionChunk {
   int64_t n_tokens = 0;   // its tokens in the call
 };
 
+// A forward pass, described before its operations are issued (Backend::begin_pass): two passes of one owner
+// with equal shapes issue the same operations on the same buffers, weights and caches, and differ only in the
+// token ids, positions and block tables they pass.
+struct PassShape {
+  const void* owner = nullptr;              // the executor issuing it (its buffers and its model's weights)
+  std::span<const AttentionChunk> chunks;   // every non-empty chunk, in order
+  std::span<const int64_t> logit_tokens;    // the tokens (indices in the pass) whose logits it computes, in order
+  int64_t max_kv = 0;                       // the largest position of the pass plus one
+};
+
+// Passes a backend recorded and replayed (Backend::begin_pass), for tests and statistics.
+struct PassCounts {
+  int64_t captured = 0;  // recorded and run
+  int64_t replayed = 0;  // run from a recording
+  int64_t reissued = 0;  // end_pass() returned false: the caller issued the operations again
+};
+
 // One compute device. Methods other than those returning Status cannot fail on valid shapes: the model
 // code checks shapes before calling them.
 class Backend {
@@ -139,6 +156,20 @@ class Backend {
   // The first failure of an operation that has no error path of its own (a device error, scratch memory
   // that could not be allocated), after which the backend's results are meaningless; Ok while none.
   virtual Status health() const { return Status::ok_status(); }
+
+  // Announces a forward pass whose operations follow, up to end_pass(), with no read or write between. True
+  // when the backend records them instead of running them one by one, to run them as one unit at end_pass()
+  // (the CUDA backend's graphs: a pass of a shape seen before replays that shape's recording with the new ids,
+  // positions and block tables). By default false: operations run as they are issued.
+  virtual bool begin_pass(const PassShape& shape) { return false; }
+  // Runs what was recorded since begin_pass() returned true. False when the recording could not be made or
+  // replayed: nothing of it ran, the backend runs operations as issued again, and the caller issues the pass's
+  // operations once more.
+  virtual bool end_pass() { return true; }
+  // Forgets the recordings of `owner`'s passes (an executor going away, whose buffers they name).
+  virtual void forget_passes(const void* owner) {}
+  // What became of the passes announced so far.
+  virtual PassCounts pass_counts() const { return {}; }
 
   // out[t] = row ids[t] of `table` as floats (ids already checked to be in range).
   virtual void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) = 0;

@@ -20,10 +20,12 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <span>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -50,6 +52,17 @@ namespace {
 
 // Token counts from which products go through cuBLAS rather than the matrix-vector kernels.
 constexpr int64_t kGemmMinTokens = 8;
+// Recorded pass shapes kept (least recently replayed dropped first), and the cuBLAS workspace's size (set by us
+// so that cuBLAS allocates nothing while a pass is captured).
+constexpr size_t kMaxRecordings = 48;
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+
+// A number that no other KV cache or pool of the process gets: recordings name caches by it, since an address
+// may be reused.
+uint64_t next_cache_serial() {
+  static std::atomic<uint64_t> last{0};
+  return ++last;
+}
 
 // Device memory freed with the object.
 class DeviceMemory {
@@ -156,6 +169,7 @@ struct KvLayers {
 
   int64_t n_layer, slots, kv_dim;
   DeviceMemory mem;
+  const uint64_t serial = next_cache_serial();
 
  private:
   uint16_t* base() { return static_cast<uint16_t*>(mem.get()); }
@@ -196,10 +210,11 @@ struct DeviceTensor {
 
 class CudaBackend : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {}
+  CudaBackend(int device, bool graphs) : device_(device), graphs_(graphs) {}
 
   ~CudaBackend() override {
     if (stream_) cudaStreamSynchronize(stream_);  // no copy may still read the staging memory
+    recordings_.clear();
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -212,6 +227,10 @@ class CudaBackend : public Backend {
     if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) return internal_error("cannot initialise cuBLAS");
     cublasSetStream(cublas_, stream_);
     cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH);
+    if (cublas_workspace_.allocate(kCublasWorkspaceBytes) != cudaSuccess ||
+        cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspaceBytes) != CUBLAS_STATUS_SUCCESS) {
+      return out_of_memory("cannot allocate the cuBLAS workspace");
+    }
     staging_.reserve(size_t{1} << 20);  // without it, uploads wait for the stream (upload_ints)
     return Status::ok_status();
   }
@@ -337,10 +356,99 @@ class CudaBackend : public Backend {
     return failed() ? Status(error_code_, "the GPU backend failed: " + error_) : Status::ok_status();
   }
 
+  bool begin_pass(const PassShape& shape) override {
+    if (!graphs_ || failed() || mode_ != Mode::kEager) return false;
+    size_t inputs = 0;
+    if (!pass_key(shape, &key_, &inputs)) return false;
+    auto it = recordings_.find(key_);
+    if (it != recordings_.end()) {
+      current_ = it->second.get();
+      // Its previous launch may still read the memory its uploads are staged in.
+      if (cudaEventSynchronize(current_->done) != cudaSuccess) {
+        fail(std::string("waiting for a CUDA graph: ") + cudaGetErrorString(cudaGetLastError()),
+             StatusCode::DeviceLost);
+        return false;
+      }
+      start_recorded_pass(Mode::kReplay);
+      return true;
+    }
+    // A shape is captured the second time it is seen (the first pass sizes the scratch memory), and given up
+    // after failing to be captured three times.
+    if (sightings_.size() > 4096) sightings_.clear();
+    Sighting& seen = sightings_[key_];
+    if (++seen.passes < 2 || seen.failures >= 3) return false;
+    auto rec = std::make_unique<Recording>();
+    if (cudaEventCreateWithFlags(&rec->done, cudaEventDisableTiming) != cudaSuccess || !rec->inputs.reserve(inputs)) {
+      cudaGetLastError();
+      ++seen.failures;
+      return false;
+    }
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      cudaGetLastError();
+      ++seen.failures;
+      return false;
+    }
+    capturing_ = std::move(rec);
+    current_ = capturing_.get();
+    start_recorded_pass(Mode::kCapture);
+    return true;
+  }
+
+  bool end_pass() override {
+    const Mode mode = mode_;
+    mode_ = Mode::kEager;
+    Recording* rec = current_;
+    current_ = nullptr;
+    if (mode == Mode::kEager) return true;
+    bool ran = false;
+    if (capturing_) {
+      // A capture, complete or discarded; one during which the backend failed leaves nothing worth keeping.
+      cudaGraph_t graph = nullptr;
+      const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+      if (mode == Mode::kCapture && !failed() && e == cudaSuccess && graph != nullptr &&
+          cudaGraphInstantiate(&capturing_->exec, graph, 0) == cudaSuccess) {
+        keep_recording(std::move(capturing_));
+        ran = launch(rec);
+      } else {
+        cudaGetLastError();  // a failed capture is not the device's failure
+        ++sightings_[key_].failures;
+      }
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      capturing_.reset();
+    } else if (mode == Mode::kReplay && op_index_ == rec->ops.size() && upload_index_ == rec->uploads.size()) {
+      if (!failed()) ran = launch(rec);
+    } else {
+      // A replay that departed from its recording: the recording is not trusted again.
+      ++sightings_[key_].failures;
+      drop_recording(key_);
+    }
+    ++(ran ? (mode == Mode::kCapture ? stats_.captured : stats_.replayed) : stats_.reissued);
+    // What the device's upload arrays hold is known again only after the arrays are next written.
+    if (!ran) forget_uploaded();
+    // After a failure the pass is not issued again: health() reports it.
+    return ran || failed();
+  }
+
+  PassCounts pass_counts() const override { return stats_; }
+
+  void forget_passes(const void* owner) override {
+    for (auto it = recordings_.begin(); it != recordings_.end();) {
+      if (it->first[0] == (int64_t)(intptr_t)owner) {
+        cudaEventSynchronize(it->second->done);
+        it = recordings_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = sightings_.begin(); it != sightings_.end();) {
+      it = it->first[0] == (int64_t)(intptr_t)owner ? sightings_.erase(it) : std::next(it);
+    }
+  }
+
   void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override {
-    if (failed()) return;
+    if (!begin_op(kOpEmbed, n_tokens)) return;
     const int32_t* dev_ids = upload_ints(ids, n_tokens, &ids_);
-    if (dev_ids == nullptr) return;
+    if (dev_ids == nullptr || replaying()) return;
     if (!cuda::embed(table.type, weight(table).data, row_bytes(table.type, table.ne[0]), table.ne[0], dev_ids, n_tokens,
                      out, stream_)) {
       fail(std::string("embedding of type ") + type_name(table.type) + " is not supported");
@@ -350,13 +458,13 @@ class CudaBackend : public Backend {
 
   void rms_norm(const float* x, const GgufTensor& weight_tensor, float eps, int64_t n_tokens, int64_t dim,
                 float* out) override {
-    if (failed()) return;
+    if (!begin_op(kOpNorm, n_tokens, dim) || replaying()) return;
     cuda::rms_norm(x, weight(weight_tensor).floats, eps, n_tokens, dim, out, stream_);
     check_launch("rms_norm");
   }
 
   void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* y) override {
-    if (failed()) return;
+    if (!begin_op(kOpMatmul, n_tokens) || replaying()) return;
     const int64_t k = w.ne[0], rows = w.ne[1];
     const size_t stride = row_bytes(w.type, k);
     const void* wd = weight(w).data;
@@ -415,9 +523,9 @@ class CudaBackend : public Backend {
 
   void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
             const RopeParams& p) override {
-    if (failed()) return;
+    if (!begin_op(kOpRope, n_tokens, n_heads)) return;
     const int32_t* dev_pos = upload_ints(pos, n_tokens, &pos_);
-    if (dev_pos == nullptr) return;
+    if (dev_pos == nullptr || replaying()) return;
     const float* factors = p.freq_factors ? weight(*p.freq_factors).floats : nullptr;
     cuda::rope(x, dev_pos, n_tokens, n_heads, head_dim, p.n_rot, p.style == RopeStyle::Neox,
                rope_theta_scale(p.freq_base, p.n_rot), p.freq_scale, factors, stream_);
@@ -452,18 +560,22 @@ class CudaBackend : public Backend {
   }
 
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
-    if (failed()) return;
+    if (!begin_op(kOpSwiglu, n) || replaying()) return;
     cuda::swiglu(gate, up, n, out, stream_);
     check_launch("swiglu");
   }
 
   void add(const float* a, const float* b, int64_t n, float* out) override {
-    if (failed()) return;
+    if (!begin_op(kOpAdd, n) || replaying()) return;
     cuda::add(a, b, n, out, stream_);
     check_launch("add");
   }
 
   void read(const float* src, int64_t n, float* host_dst) override {
+    if (mode_ != Mode::kEager) {
+      discard();
+      fail("a read inside an announced pass (Backend::begin_pass)");
+    }
     if (!failed()) {
       cudaError_t e = cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_);
       if (e == cudaSuccess) e = synchronize();
@@ -474,6 +586,10 @@ class CudaBackend : public Backend {
   }
 
   void write(const float* host_src, int64_t n, float* dst) override {
+    if (mode_ != Mode::kEager) {
+      discard();
+      fail("a write inside an announced pass (Backend::begin_pass)");
+    }
     if (failed()) return;
     cudaError_t e = cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_);
     if (e == cudaSuccess) e = synchronize();
@@ -485,8 +601,161 @@ class CudaBackend : public Backend {
   // hands the same positions to rope and attention of every layer).
   struct IntUpload {
     DeviceMemory mem;
-    std::vector<int32_t> host;  // what mem holds
+    std::vector<int32_t> host;  // what mem holds; empty when unknown
   };
+
+  // How operations are issued (begin_pass, end_pass).
+  enum class Mode {
+    kEager,    // launched as they come
+    kCapture,  // launched into the stream's capture, which end_pass makes a recording of
+    kReplay,   // not launched: their uploads are staged for the replay of a recording at end_pass
+    kDiscard,  // ignored: a capture or replay that failed, which the caller issues again after end_pass
+  };
+
+  // One upload of a recorded pass.
+  struct UploadStep {
+    IntUpload* target = nullptr;  // the device array written
+    int64_t n = 0;                // ints
+    void* staged = nullptr;       // where the graph's copy reads them; null when the array held them already
+  };
+
+  // A captured pass: the CUDA graph, and what a replay must give it.
+  struct Recording {
+    Recording() = default;
+    Recording(const Recording&) = delete;
+    Recording& operator=(const Recording&) = delete;
+    ~Recording() {
+      if (done) cudaEventSynchronize(done);
+      if (exec) cudaGraphExecDestroy(exec);
+      if (done) cudaEventDestroy(done);
+    }
+    cudaGraphExec_t exec = nullptr;
+    cudaEvent_t done = nullptr;        // recorded after each launch
+    PinnedStaging inputs;              // page-locked memory its uploads copy from
+    std::vector<UploadStep> uploads;   // the pass's uploads, in order
+    std::vector<int64_t> ops;          // per operation: its kind and the sizes its launches depend on
+    uint64_t last_used = 0;            // pass counter at its last launch
+  };
+
+  // How often a pass shape without a recording was seen, and how often recording it failed.
+  struct Sighting {
+    int passes = 0, failures = 0;
+  };
+
+  // Operation kinds, for the checks of a replay.
+  enum OpKind : int64_t { kOpEmbed = 1, kOpNorm, kOpMatmul, kOpRope, kOpAttention, kOpSwiglu, kOpAdd };
+
+  // The key of a pass's recordings: owner, key bound, then per chunk its cache's serial and tokens, then the logit
+  // rows. Sets *input_bytes to the page-locked memory its uploads may need. False for a pass that is not recorded.
+  bool pass_key(const PassShape& shape, std::vector<int64_t>* key, size_t* input_bytes) const {
+    key->clear();
+    int64_t n_tokens = 0, block_size = 1, table_entries = 0;
+    for (const AttentionChunk& c : shape.chunks) {
+      if (PagedKvCache* paged = c.kv->as_paged()) block_size = paged->pool().block_size();
+    }
+    const int64_t bound = cuda::attention_key_bound(shape.max_kv, block_size);
+    key->push_back((int64_t)(intptr_t)shape.owner);
+    key->push_back(bound);
+    key->push_back((int64_t)shape.chunks.size());
+    for (const AttentionChunk& c : shape.chunks) {
+      if (c.n_tokens <= 0) return false;
+      const PagedKvCache* paged = c.kv->as_paged();
+      key->push_back((int64_t)(paged ? static_cast<CudaKvPool&>(c.kv->as_paged()->pool()).kv.serial
+                                     : static_cast<CudaKvCache&>(*c.kv).kv.serial));
+      key->push_back(c.n_tokens);
+      n_tokens += c.n_tokens;
+      if (paged) table_entries += bound / block_size;
+    }
+    key->push_back((int64_t)shape.logit_tokens.size());
+    key->insert(key->end(), shape.logit_tokens.begin(), shape.logit_tokens.end());
+    // Ids, positions (rope), and the attention's positions, table starts and tables, each uploaded once per pass
+    // (every layer passes the same values again); twice that, for safety. An upload beyond it fails the capture.
+    *input_bytes = (size_t)(4 * n_tokens + table_entries) * sizeof(int32_t) * 2 + 4096;
+    return true;
+  }
+
+  // Enters a capture or replay of current_.
+  void start_recorded_pass(Mode mode) {
+    mode_ = mode;
+    op_index_ = upload_index_ = 0;
+    forget_uploaded();
+  }
+
+  // Forgets what the upload arrays hold, so that the next upload to each is copied.
+  void forget_uploaded() {
+    for (IntUpload* u : {&ids_, &pos_, &attn_ints_}) u->host.clear();
+  }
+
+  // Keeps a captured recording under key_, dropping the least recently used one when there are too many.
+  void keep_recording(std::unique_ptr<Recording> rec) {
+    if (recordings_.size() >= kMaxRecordings) {
+      auto oldest = recordings_.begin();
+      for (auto it = recordings_.begin(); it != recordings_.end(); ++it) {
+        if (it->second->last_used < oldest->second->last_used) oldest = it;
+      }
+      recordings_.erase(oldest);
+    }
+    recordings_[key_] = std::move(rec);
+  }
+
+  void drop_recording(const std::vector<int64_t>& key) { recordings_.erase(key); }
+
+  // Launches a recording; false (the backend failed) on an error.
+  bool launch(Recording* rec) {
+    cudaError_t e = cudaGraphLaunch(rec->exec, stream_);
+    if (e == cudaSuccess) e = cudaEventRecord(rec->done, stream_);
+    if (e != cudaSuccess) {
+      fail(std::string("launching a CUDA graph: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
+      return false;
+    }
+    rec->last_used = ++pass_clock_;
+    return true;
+  }
+
+  // Stops a capture or replay that cannot go on: later operations of the pass are ignored, and end_pass tells
+  // the caller to issue them again.
+  void discard() {
+    if (mode_ == Mode::kCapture || mode_ == Mode::kReplay) mode_ = Mode::kDiscard;
+  }
+
+  // First step of every operation: false when it is to be ignored (after a failure, in a discarded pass).
+  // Records the operation's kind and launch sizes in a capture, and checks them against the recording in a
+  // replay.
+  bool begin_op(OpKind kind, int64_t a, int64_t b = 0) {
+    if (failed() || mode_ == Mode::kDiscard) return false;
+    if (mode_ == Mode::kCapture) {
+      current_->ops.insert(current_->ops.end(), {(int64_t)kind, a, b});
+    } else if (mode_ == Mode::kReplay) {
+      const std::vector<int64_t>& ops = current_->ops;
+      if (op_index_ + 3 > ops.size() || ops[op_index_] != kind || ops[op_index_ + 1] != a || ops[op_index_ + 2] != b) {
+        discard();
+        return false;
+      }
+      op_index_ += 3;
+    }
+    return true;
+  }
+
+  // Whether operations only stage their uploads (a replay): their kernels are in the recording.
+  bool replaying() const { return mode_ == Mode::kReplay; }
+
+  // Reallocates *m with at least `bytes` (its contents are lost); false, with the backend failed, when the
+  // device has no room, and false, with the pass discarded, during a capture (which cannot allocate). Recordings
+  // may name *m: they are dropped.
+  bool grow(DeviceMemory* m, size_t bytes, const std::string& what) {
+    if (mode_ != Mode::kEager) {
+      discard();
+      return false;
+    }
+    synchronize();
+    recordings_.clear();
+    if (m->allocate(bytes) != cudaSuccess) {
+      fail("cannot allocate " + std::to_string(bytes >> 20) + " MiB of GPU memory for " + what,
+           StatusCode::OutOfMemory);
+      return false;
+    }
+    return true;
+  }
 
   bool failed() const { return !error_.empty(); }
 
@@ -517,27 +786,51 @@ class CudaBackend : public Backend {
     return e;
   }
 
-  // n host ints in device memory (u's array, grown as needed), copied through the staging memory without waiting
-  // for the stream (the array's previous values stay until the kernels queued before have read them: stream
-  // order), or not copied at all when u holds these values already; null after a failure.
+  // n host ints in device memory (u's array, grown as needed), copied through page-locked memory without
+  // waiting for the stream (the array's previous values stay until the kernels queued before have read them:
+  // stream order), or not copied at all when u holds these values already; null after a failure or in a
+  // discarded pass. In a capture the copy is recorded, from the recording's own page-locked memory; in a replay
+  // only the values are staged there, for the graph's copy to read, and the upload is checked against the
+  // recording's.
   const int32_t* upload_ints(const int32_t* host, int64_t n, IntUpload* u) {
-    if ((int64_t)u->host.size() == n && std::memcmp(u->host.data(), host, n * sizeof(int32_t)) == 0) {
-      return static_cast<const int32_t*>(u->mem.get());
-    }
     const size_t bytes = (size_t)n * sizeof(int32_t);
-    if (u->mem.bytes() < bytes) {
-      // The stream may still read the old array.
-      synchronize();
-      if (u->mem.allocate(std::max<size_t>(n, 512) * sizeof(int32_t)) != cudaSuccess) {
-        fail("cannot allocate GPU memory for " + std::to_string(n) + " token ids", StatusCode::OutOfMemory);
+    const bool held = (int64_t)u->host.size() == n && std::memcmp(u->host.data(), host, bytes) == 0;
+    if (mode_ == Mode::kReplay) {
+      const std::vector<UploadStep>& steps = current_->uploads;
+      if (upload_index_ >= steps.size() || steps[upload_index_].target != u || steps[upload_index_].n != n ||
+          (steps[upload_index_].staged == nullptr && !held)) {
+        discard();
         return nullptr;
       }
+      if (void* staged = steps[upload_index_].staged) {
+        std::memcpy(staged, host, bytes);
+        u->host.assign(host, host + n);
+      }
+      ++upload_index_;
+      return static_cast<const int32_t*>(u->mem.get());
     }
-    void* staged = staging_.take(bytes);
-    if (staged == nullptr) {
-      // Full: once the stream is idle, all of it is free again (grown if this upload alone needs more).
-      synchronize();
-      if (staging_.reserve(bytes)) staged = staging_.take(bytes);
+    if (held) {
+      if (mode_ == Mode::kCapture) current_->uploads.push_back({u, n, nullptr});
+      return static_cast<const int32_t*>(u->mem.get());
+    }
+    if (u->mem.bytes() < bytes && !grow(&u->mem, std::max<size_t>(n, 512) * sizeof(int32_t), "token ids")) {
+      return nullptr;
+    }
+    void* staged;
+    if (mode_ == Mode::kCapture) {
+      staged = current_->inputs.take(bytes);
+      if (staged == nullptr) {
+        discard();
+        return nullptr;
+      }
+      current_->uploads.push_back({u, n, staged});
+    } else {
+      staged = staging_.take(bytes);
+      if (staged == nullptr) {
+        // Full: once the stream is idle, all of it is free again (grown if this upload alone needs more).
+        synchronize();
+        if (staging_.reserve(bytes)) staged = staging_.take(bytes);
+      }
     }
     // Without page-locked memory, the copy from the caller's array (which waits for the stream) still works.
     const void* src = host;
@@ -564,30 +857,36 @@ class CudaBackend : public Backend {
       ++n_chunks;
     }
     if (n_tokens == 0) return;
+    PagedKvCache* first_paged = first->kv->as_paged();
+    const int64_t block_size = first_paged ? first_paged->pool().block_size() : 1;
+    int64_t max_kv = 0;
+    for (int64_t t = 0; t < n_tokens; ++t) max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
+    // The kernels' shape depends on this bound, not on max_kv: it stays the same over 256 decoding steps.
+    const int64_t bound = cuda::attention_key_bound(max_kv, block_size);
+    if (!begin_op(kOpAttention, n_tokens, bound)) return;
     if (p.head_dim > cuda::kMaxHeadDim) {
       fail("head dimension " + std::to_string(p.head_dim) + " exceeds the CUDA attention kernel's " +
            std::to_string(cuda::kMaxHeadDim));
       return;
     }
-    int64_t max_kv = 0;
     for (int64_t t = 0; t < n_tokens; ++t) {
       if (pos[t] < 0) {
         fail("attention at negative position " + std::to_string(pos[t]));
         return;
       }
-      max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
     }
     // What goes to the device: the positions; then, paged, each token's table start (several chunks only) and
-    // every chunk's block table up to its last position's block, each entry checked: a bad table must not
-    // write outside the pool.
+    // every chunk's block table up to its last position's block, each entry checked (a bad table must not
+    // write outside the pool), padded with zeros to the bound's blocks (so that the upload's size, and a
+    // recording of it, depends on the bound only).
     KvLayers* kv;
     cuda::KvSlots slots;
     attn_host_.assign(pos, pos + n_tokens);
-    const bool paged = first->kv->as_paged() != nullptr;
+    const bool paged = first_paged != nullptr;
     const bool per_token_tables = paged && n_chunks > 1;
     const int64_t tables_at = per_token_tables ? 2 * n_tokens : n_tokens;
     if (paged) {
-      CudaKvPool& pool = static_cast<CudaKvPool&>(first->kv->as_paged()->pool());
+      CudaKvPool& pool = static_cast<CudaKvPool&>(first_paged->pool());
       kv = &pool.kv;
       slots.block_shift = pool.block_shift();
       attn_host_.resize(tables_at);
@@ -618,6 +917,7 @@ class CudaBackend : public Backend {
           }
           attn_host_.push_back(b);
         }
+        attn_host_.resize(attn_host_.size() + (size_t)((bound >> slots.block_shift) - n_table), 0);
         t0 += c.n_tokens;
       }
     } else {
@@ -628,31 +928,26 @@ class CudaBackend : public Backend {
       }
     }
     const int32_t* dev = upload_ints(attn_host_.data(), (int64_t)attn_host_.size(), &attn_ints_);
-    if (dev == nullptr) return;
+    if (dev == nullptr || replaying()) return;
     const int32_t* dev_pos = dev;
     if (paged) slots.blocks = dev + tables_at;
     if (per_token_tables) slots.table_start = dev + n_tokens;
     // Every chunk's new rows are stored before any query reads: both kernels run in order on one stream.
     cuda::kv_store(k, v, dev_pos, n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
     float* partial = nullptr;
-    if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, max_kv); n > 0) {
+    if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, bound); n > 0) {
       partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
       if (!partial) return;
     }
     cuda::attention(q, kv->keys(layer), kv->values(layer), slots, dev_pos, n_tokens, p.n_head, p.n_head_kv,
-                    p.head_dim, p.scale, max_kv, partial, out, stream_);
+                    p.head_dim, p.scale, bound, partial, out, stream_);
     check_launch("attention");
   }
 
   // At least `bytes` of scratch in *m (grown, never shrunk); null after a failure.
   void* scratch(DeviceMemory* m, size_t bytes) {
     if (m->bytes() >= bytes) return m->get();
-    synchronize();
-    if (m->allocate(bytes) != cudaSuccess) {
-      fail("cannot allocate " + std::to_string(bytes >> 20) + " MiB of GPU scratch memory", StatusCode::OutOfMemory);
-      return nullptr;
-    }
-    return m->get();
+    return grow(m, bytes, "scratch") ? m->get() : nullptr;
   }
 
   int device_;
@@ -662,11 +957,23 @@ class CudaBackend : public Backend {
   StatusCode error_code_ = StatusCode::Ok;
   std::unordered_map<const GgufTensor*, DeviceTensor> weights_;
   std::vector<std::unique_ptr<DeviceMemory>> weight_memory_;
+  bool graphs_;                    // passes announced by begin_pass are recorded and replayed
   IntUpload ids_, pos_;
   IntUpload attn_ints_;            // an attention call's positions, then (paged) table starts and block tables
   std::vector<int32_t> attn_host_;  // what attn_ints_ is filled from
   PinnedStaging staging_;           // where uploads are copied from
   DeviceMemory weight16_, act16_, act_round_, attn_partial_;
+  DeviceMemory cublas_workspace_;
+  // CUDA graphs (begin_pass): recordings by pass key, the pass in progress, and counts.
+  Mode mode_ = Mode::kEager;
+  std::map<std::vector<int64_t>, std::unique_ptr<Recording>> recordings_;
+  std::map<std::vector<int64_t>, Sighting> sightings_;
+  std::vector<int64_t> key_;                 // the announced pass's key
+  Recording* current_ = nullptr;             // the recording captured or replayed
+  std::unique_ptr<Recording> capturing_;     // the recording being captured, until kept
+  size_t op_index_ = 0, upload_index_ = 0;   // a replay's progress through current_'s ops and uploads
+  uint64_t pass_clock_ = 0;                  // recordings launched so far
+  PassCounts stats_;
 };
 
 void copy_message(const std::string& s, char* out, size_t len) {
@@ -695,8 +1002,8 @@ __attribute__((visibility("default"))) int pginfer_cuda_device_count(char* why, 
   return n;
 }
 
-__attribute__((visibility("default"))) int pginfer_cuda_create_backend(int device, pginfer::Backend** out, char* why,
-                                                                       size_t why_len) {
+__attribute__((visibility("default"))) int pginfer_cuda_create_backend(int device, int graphs, pginfer::Backend** out,
+                                                                       char* why, size_t why_len) {
   using namespace pginfer;
   *out = nullptr;
   char reason[400] = {0};
@@ -711,7 +1018,7 @@ __attribute__((visibility("default"))) int pginfer_cuda_create_backend(int devic
     return (int)StatusCode::InvalidArgument;
   }
   try {
-    auto b = std::make_unique<CudaBackend>(device);
+    auto b = std::make_unique<CudaBackend>(device, graphs != 0);
     Status st = b->init();
     if (!st.ok()) {
       copy_message(st.message(), why, why_len);

@@ -16,6 +16,14 @@
 // to F16 and multiply with cublasGemmEx (float accumulation). Activations are first rounded as the CPU
 // backend's products see them (to Q8_0/Q8_K values for quantized weights, F16/BF16 for those weights;
 // kernels/common/round_activations.h), so both backends compute the same sums.
+//
+// CUDA graphs: a forward pass announced by Backend::begin_pass is identified by its shape (the executor, each
+// chunk's cache and token count, the rows of logits, the bound of its attention keys, cuda::attention_key_bound). The
+// second pass of a shape is captured into a CUDA graph; later ones replay it: their operations launch nothing,
+// they only stage their uploads (ids, positions, block tables) in the page-locked memory the graph's copies read,
+// and end_pass launches the graph. A replay checks each operation against the recording and gives up (the
+// executor issues the pass again, as launched kernels) when one differs; so does a capture that would have to
+// grow memory. Growing memory a recording names drops every recording.
 #pragma once
 
 #include <memory>
@@ -28,11 +36,12 @@ namespace pginfer {
 
 // Version of the interface between the engine and the module; the module reports the one it was built with
 // and the loader refuses a different one. Bump it whenever Backend, GgufTensor, Model or the factory changes.
-constexpr int kCudaModuleAbi = 3;
+constexpr int kCudaModuleAbi = 4;
 
 // Options of the CUDA backend.
 struct CudaBackendOptions {
-  int device = 0;  // CUDA device ordinal
+  int device = 0;      // CUDA device ordinal
+  bool graphs = true;  // record forward passes as CUDA graphs and replay them (Backend::begin_pass)
 };
 
 // Number of CUDA devices usable by the CUDA backend: 0 when the module cannot be loaded or no driver or GPU is

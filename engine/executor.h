@@ -42,6 +42,9 @@ class Executor {
   // the pass.
   Status forward(std::span<const SequenceChunk> chunks);
 
+  // Forgets the backend's recordings of this executor's passes.
+  ~Executor();
+
   // Largest number of tokens in one pass.
   int64_t max_tokens() const { return max_tokens_; }
   // Floats of activation memory create() allocates on the backend for `model` and `max_tokens`.
@@ -53,6 +56,19 @@ class Executor {
   // Rows of logits computed by one product (quantized output weights; see forward()).
   static constexpr int64_t kLogitRows = 64;
 
+  // A row of logits a pass computes.
+  struct LogitRow {
+    int64_t token;  // index among the pass's tokens
+    float* dst;     // host memory for its n_vocab logits
+  };
+
+  // Issues the pass's embedding and layers (over ids_, positions_, attention_chunks_).
+  void run_layers();
+  // Issues the final norm and output product of logit rows r0 .. r0 + g - 1 of the pass, into logits_.
+  void compute_logits(int64_t r0, int64_t g);
+  // Reads those rows back to their destinations.
+  void read_logits(int64_t r0, int64_t g);
+
   const Model& model_;
   Backend& backend_;
   int64_t max_tokens_ = 0;
@@ -60,6 +76,8 @@ class Executor {
   std::unique_ptr<ActivationBuffer> x_, xn_, q_, k_, v_, attn_, gate_, up_, logits_;
   std::vector<int32_t> ids_, positions_;
   std::vector<AttentionChunk> attention_chunks_;  // the pass's non-empty chunks, for attention_batch
+  std::vector<LogitRow> logit_requests_;      // the rows of logits the pass's chunks ask for, in order
+  std::vector<int64_t> logit_tokens_;             // their tokens (PassShape::logit_tokens)
 };
 
 }  // namespace pginfer

@@ -34,6 +34,14 @@ struct KvSlots {
 void kv_store(const float* k, const float* v, const int32_t* pos, int64_t n_tokens, int64_t kv_dim,
               const KvSlots& slots, uint16_t* keys, uint16_t* values, cudaStream_t stream);
 
+// The bound on the keys that attention() is given for a call whose largest position is max_kv - 1: max_kv rounded
+// up to a multiple of 256 and of the block size, so that decoding steps of a sequence share their launch shape
+// (and a CUDA graph) over 256 positions. Each query still stops at its own position.
+inline int64_t attention_key_bound(int64_t max_kv, int64_t block_size) {
+  const int64_t step = block_size > 256 ? block_size : 256;
+  return (max_kv + step - 1) / step * step;
+}
+
 // Key-range splits attention() uses for n_tokens queries of n_head heads over at most max_kv slots, and the
 // floats of scratch it then needs (0 when it needs none).
 int attention_splits(int64_t n_tokens, int64_t n_head, int64_t max_kv);

@@ -121,8 +121,16 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
   st = gpu->prepare(*model);
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
   const double upload_s = now_s() - t0;
-  std::unique_ptr<Session> s;
+  // The same backend launching every kernel as it comes (no CUDA graphs), for the decode comparison.
+  std::unique_ptr<Backend> launches;
+  CudaBackendOptions no_graphs;
+  no_graphs.graphs = false;
+  st = make_cuda_backend(no_graphs, &launches);
+  if (st.ok()) st = launches->prepare(*model);
+  if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
+  std::unique_ptr<Session> s, s_launches;
   st = Session::create(*model, *gpu, n_prompt + n_gen + 16, &s);
+  if (st.ok()) st = Session::create(*model, *launches, n_prompt + n_gen + 16, &s_launches);
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
   const int64_t V = model->config().n_vocab;
   std::vector<int32_t> prompt(n_prompt);
@@ -130,17 +138,24 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
   for (auto& id : prompt) x = x * 6364136223846793005ull + 1442695040888963407ull, id = (int32_t)((x >> 33) % (uint64_t)V);
   std::vector<float> logits;
   // Warm-up (cuBLAS heuristics, kernel loading), then forget it.
-  s->eval(std::span<const int32_t>(prompt.data(), 16), false, &logits);
-  std::vector<int32_t> one = {argmax(logits)};
-  for (int i = 0; i < 4; ++i) s->eval(one, false, &logits);
-  // Decoding n_gen tokens after a context of `ctx` prompt tokens: seconds per token.
-  auto decode = [&](int64_t ctx) {
-    s->rewind(0);
-    s->eval(std::span<const int32_t>(prompt.data(), ctx), false, &logits);
+  for (Session* w : {s.get(), s_launches.get()}) {
+    w->eval(std::span<const int32_t>(prompt.data(), 16), false, &logits);
+    std::vector<int32_t> one = {argmax(logits)};
+    for (int i = 0; i < 4; ++i) w->eval(one, false, &logits);
+  }
+  // Decoding n_gen tokens with session `d` after a context of `ctx` prompt tokens: seconds per token. The first
+  // two steps (a pass shape seen for the first time runs launched, the second is captured) are not timed.
+  auto decode = [&](Session* d, int64_t ctx) {
+    d->rewind(0);
+    d->eval(std::span<const int32_t>(prompt.data(), ctx), false, &logits);
     std::vector<int32_t> next = {argmax(logits)};
+    for (int i = 0; i < 2; ++i) {
+      d->eval(next, false, &logits);
+      next = {argmax(logits)};
+    }
     const double t = now_s();
     for (int64_t i = 0; i < n_gen; ++i) {
-      s->eval(next, false, &logits);
+      d->eval(next, false, &logits);
       next = {argmax(logits)};
     }
     return (now_s() - t) / n_gen;
@@ -154,11 +169,19 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
   std::printf("%-16s %-5s weights %.0f MiB (upload %.2f s)\n", shape.c_str(), type_str.c_str(), bytes / 1048576.0,
               upload_s);
   for (int64_t ctx : {(int64_t)16, n_prompt}) {
-    const double per_token = decode(ctx);
+    const double per_token = decode(s.get(), ctx);
     const double gbs = bytes / per_token / 1e9;
     std::printf("  decode  batch 1 after %4lld tokens: %7.1f tok/s, %.3f ms/token, %5.0f GB/s of weights = %4.1f%% of %.0f GB/s\n",
                 (long long)ctx, 1.0 / per_token, 1e3 * per_token, gbs, 100.0 * gbs / peak_gbs, peak_gbs);
+    const double launched = decode(s_launches.get(), ctx);
+    std::printf("          without CUDA graphs: %7.1f tok/s, %.3f ms/token; graphs %.2fx\n", 1.0 / launched,
+                1e3 * launched, launched / per_token);
   }
+  const PassCounts counts = gpu->pass_counts();
+  std::printf("  CUDA graphs so far: %lld captured, %lld replayed, %lld passes issued again\n",
+              (long long)counts.captured, (long long)counts.replayed, (long long)counts.reissued);
+  s_launches.reset();
+  launches.reset();
   std::printf("  prefill %lld tokens: %.1f tok/s, %.1f TFLOP/s (matrix products)\n", (long long)n_prompt,
               n_prompt / prefill_s, tflops);
   // The serving loop: one sequence, then many at once (prompts included in the time; they are short).

@@ -37,14 +37,17 @@ GenerateOptions greedy_options() {
   return o;
 }
 
-// A job of one sequence per prompt.
-std::shared_ptr<BatchJob> make_job(const Vocab& vocab, const std::vector<std::vector<int32_t>>& prompts) {
+// A job of one sequence per prompt; request i generates kNewTokens - i * shorten_by tokens.
+std::shared_ptr<BatchJob> make_job(const Vocab& vocab, const std::vector<std::vector<int32_t>>& prompts,
+                                   int shorten_by = 0) {
   auto job = std::make_shared<BatchJob>();
   for (const auto& prompt : prompts) {
     auto seq = std::make_unique<BatchSequence>();
+    GenerateOptions o = greedy_options();
+    o.max_tokens -= (int64_t)job->sequences.size() * shorten_by;
     seq->prompt = prompt;
-    seq->max_tokens = kNewTokens;
-    EXPECT_TRUE(Generation::create(&vocab, prompt, greedy_options(), &seq->generation).ok());
+    seq->max_tokens = o.max_tokens;
+    EXPECT_TRUE(Generation::create(&vocab, prompt, o, &seq->generation).ok());
     job->sequences.push_back(std::move(seq));
   }
   return job;
@@ -131,6 +134,48 @@ TEST(CudaBatcher, ConcurrentRequestsGiveTheirTokensAloneAndAgreeWithCpu) {
     }
     EXPECT_TRUE(gpu->health().ok()) << gpu->health().message();
   }
+}
+
+// The serving loop's passes replayed from CUDA graphs give the tokens of the same passes launched kernel by
+// kernel: eight requests in one job (one schedule), decoding in passes of 8 down to 1 sequences as they end.
+TEST(CudaBatcher, GraphReplaysGiveTheTokensOfLaunchedKernels) {
+  std::unique_ptr<Backend> graphs, launches;
+  PGI_REQUIRE_CUDA(graphs);
+  std::string why;
+  launches = testing::cuda_backend_or_null(&why, false);
+  ASSERT_NE(launches, nullptr) << why;
+  std::unique_ptr<Model> model;
+  ASSERT_TRUE(Model::load(synthetic_model("tiny-qwen2", TensorType::Q8_0), &model).ok());
+  std::unique_ptr<Vocab> vocab;
+  ASSERT_TRUE(Vocab::load(model->file(), &vocab).ok());
+  const int64_t V = model->config().n_vocab;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 8; ++i) prompts.push_back(prompt_ids(5 + 3 * i, V, 10 + i));
+  std::vector<std::vector<int32_t>> tokens[2];
+  for (int g = 0; g < 2; ++g) {
+    Backend& backend = g == 0 ? *graphs : *launches;
+    ASSERT_TRUE(backend.prepare(*model).ok());
+    std::unique_ptr<Batcher> b;
+    Batcher::Options bo;
+    bo.max_running = 8;
+    bo.kv_blocks = 64;
+    Status st = Batcher::create(*model, backend, bo, &b);
+    ASSERT_TRUE(st.ok()) << st.message();
+    auto job = make_job(*vocab, prompts, 2);  // requests end at different lengths: the passes shrink as they do
+    ASSERT_TRUE(b->submit(job).ok());
+    wait(*job);
+    ASSERT_TRUE(job->error().ok()) << job->error().message();
+    for (const auto& seq : job->sequences) tokens[g].push_back(seq->generation->result().ids);
+    EXPECT_TRUE(backend.health().ok()) << backend.health().message();
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(tokens[0][i], tokens[1][i]) << "request " << i;
+  const PassCounts counts = graphs->pass_counts();
+  std::printf("[ GRAPHS   ] serving: captured %lld, replayed %lld, issued again %lld\n", (long long)counts.captured,
+              (long long)counts.replayed, (long long)counts.reissued);
+  EXPECT_GT(counts.captured, 0);
+  EXPECT_GT(counts.replayed, counts.captured);
+  EXPECT_EQ(counts.reissued, 0);
+  EXPECT_EQ(launches->pass_counts().replayed, 0);
 }
 
 }  // namespace

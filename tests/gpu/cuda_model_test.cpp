@@ -96,6 +96,49 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// Decoding replayed from CUDA graphs gives the very logits of the same passes launched kernel by kernel: a
+// replay runs the recorded kernels with the new ids, positions and tables. A 250-token prompt, then decoding
+// steps that cross position 256, where the attention's key bound (and so the recorded pass) changes.
+TEST(CudaGraphs, ReplayedDecodingGivesTheLogitsOfLaunchedKernels) {
+  std::unique_ptr<Backend> graphs, launches;
+  PGI_REQUIRE_CUDA(graphs);
+  std::string why;
+  launches = testing::cuda_backend_or_null(&why, false);
+  ASSERT_NE(launches, nullptr) << why;
+  for (const auto& [shape, type] : {std::pair{"tiny", TensorType::F16}, std::pair{"tiny-qwen2", TensorType::Q8_0},
+                                    std::pair{"tiny-llama3", TensorType::Q4_K}}) {
+    std::unique_ptr<Model> model;
+    ASSERT_TRUE(Model::load(synthetic_model(shape, type), &model).ok());
+    ASSERT_TRUE(graphs->prepare(*model).ok());
+    ASSERT_TRUE(launches->prepare(*model).ok());
+    const PassCounts before = graphs->pass_counts();
+    const std::vector<int32_t> prompt = prompt_ids(250, model->config().n_vocab);
+    std::unique_ptr<Session> sg, sl;
+    ASSERT_TRUE(Session::create(*model, *graphs, 300, &sg).ok());
+    ASSERT_TRUE(Session::create(*model, *launches, 300, &sl).ok());
+    std::vector<float> lg, ll;
+    ASSERT_TRUE(sg->eval(prompt, false, &lg).ok());
+    ASSERT_TRUE(sl->eval(prompt, false, &ll).ok());
+    for (int i = 0; i < 24; ++i) {
+      ASSERT_EQ(lg, ll) << shape << " " << type_name(type) << ": logits differ at step " << i;
+      const std::vector<int32_t> next = {argmax(ll)};
+      ASSERT_TRUE(sg->eval(next, false, &lg).ok());
+      ASSERT_TRUE(sl->eval(next, false, &ll).ok());
+    }
+    EXPECT_EQ(lg, ll);
+    const PassCounts after = graphs->pass_counts();
+    std::printf("[ GRAPHS   ] %-12s %-5s captured %lld, replayed %lld, issued again %lld\n", shape, type_name(type),
+                (long long)(after.captured - before.captured), (long long)(after.replayed - before.replayed),
+                (long long)(after.reissued - before.reissued));
+    // Steps at positions 250..255 and 256..273: two shapes, each seen once, captured once, then replayed.
+    EXPECT_EQ(after.captured - before.captured, 2);
+    EXPECT_GE(after.replayed - before.replayed, 24 - 2 * 2);
+    EXPECT_EQ(after.reissued - before.reissued, 0);
+    EXPECT_EQ(launches->pass_counts().replayed, 0);
+    EXPECT_TRUE(graphs->health().ok()) << graphs->health().message();
+  }
+}
+
 // Without a device the backend reports why, and the CPU path is untouched.
 TEST(CudaBackendLoading, ReportsWhyWhenUnavailable) {
   std::string why;

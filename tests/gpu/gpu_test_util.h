@@ -19,14 +19,17 @@
 
 namespace pginfer::testing {
 
-// The CUDA backend, or null with *why set when the machine has none (no module, driver or device).
-inline std::unique_ptr<Backend> cuda_backend_or_null(std::string* why) {
+// The CUDA backend (recording passes as CUDA graphs unless `graphs` is false), or null with *why set when the
+// machine has none (no module, driver or device).
+inline std::unique_ptr<Backend> cuda_backend_or_null(std::string* why, bool graphs = true) {
   if (cuda_device_count(why) <= 0) {
     if (why->rfind("no CUDA device", 0) == 0) why->erase(0, why->find(':') == std::string::npos ? 0 : why->find(':') + 2);
     return nullptr;
   }
   std::unique_ptr<Backend> b;
-  Status st = make_cuda_backend({}, &b);
+  CudaBackendOptions options;
+  options.graphs = graphs;
+  Status st = make_cuda_backend(options, &b);
   if (!st.ok()) {
     *why = st.message();
     return nullptr;

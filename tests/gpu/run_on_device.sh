@@ -91,11 +91,11 @@ timeout 120 "$bin/cuda_ops_test" > "$out/cuda_ops_test.txt" 2>&1; say "rc=$?"
 grep -E "^\[ +(NMSE|OK|FAILED|PASSED|SKIPPED) +\]|Failure|Expected|Which is|actual" "$out/cuda_ops_test.txt" | grep -v "^\[ NMSE" | tail -30 | tee -a "$log"
 say "== cuda_model_test ($(elapsed) s)"
 timeout 150 "$bin/cuda_model_test" > "$out/cuda_model_test.txt" 2>&1; say "rc=$?"
-grep -E "AGREE|FAILED|PASSED|SKIPPED|Failure|Expected|Which is" "$out/cuda_model_test.txt" | tail -45 | tee -a "$log"
+grep -E "AGREE|GRAPHS|FAILED|PASSED|SKIPPED|Failure|Expected|Which is" "$out/cuda_model_test.txt" | tail -45 | tee -a "$log"
 say "== cuda_batcher_test ($(elapsed) s)"
 if [ -x "$bin/cuda_batcher_test" ]; then
   timeout 120 "$bin/cuda_batcher_test" > "$out/cuda_batcher_test.txt" 2>&1; say "rc=$?"
-  grep -E "AGREE|FAILED|PASSED|SKIPPED|Failure|Expected|Which is|differ" "$out/cuda_batcher_test.txt" | tail -30 | tee -a "$log"
+  grep -E "AGREE|GRAPHS|FAILED|PASSED|SKIPPED|Failure|Expected|Which is|differ" "$out/cuda_batcher_test.txt" | tail -30 | tee -a "$log"
 else
   say "no cuda_batcher_test in $bin (a bundle older than the test: run with --build)"
 fi
@@ -107,7 +107,7 @@ if [ $bench = 1 ]; then
   wait $synth_pid; say "models written ($(elapsed) s): $(tail -2 "$out/synth.txt" | tr '\n' ' ')"
   left=$(( ${BUDGET_S:-190} - $(elapsed) ))
   [ $left -lt 20 ] && { say "no time left for the benchmark"; exit 0; }
-  timeout $left "$bin/bench_gpu" --vocab-dir "$bundle/vocab" --work /tmp --peak-gbs $peak --prompt 512 --gen 64 \
+  timeout $left "$bin/bench_gpu" --vocab-dir "$bundle/vocab" --work /tmp --peak-gbs $peak --prompt 2048 --gen 64 \
     2>&1 | tee "$out/bench_gpu.txt" | tee -a "$log"
   say "rc=${PIPESTATUS[0]}"
   # Where a prefill and a decode spend their time, by operation (each timed to completion).
