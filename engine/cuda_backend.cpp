@@ -37,6 +37,7 @@
 #include "kernels/common/round_activations.h"
 #include "kernels/cuda/add.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_tiled.h"
 #include "kernels/cuda/dequant.h"
 #include "kernels/cuda/embed.h"
 #include "kernels/cuda/gemm.h"
@@ -848,13 +849,16 @@ class CudaBackend : public Backend {
   void attend(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k, const float* v,
               const int32_t* pos, const AttentionParams& p, float* out) {
     if (failed()) return;
-    int64_t n_tokens = 0, n_chunks = 0;
+    int64_t n_tokens = 0, n_chunks = 0, longest = 0;
     const AttentionChunk* first = nullptr;
+    chunk_tokens_.clear();
     for (const AttentionChunk& c : chunks) {
       if (c.n_tokens <= 0) continue;
       if (first == nullptr) first = &c;
       n_tokens += c.n_tokens;
       ++n_chunks;
+      longest = std::max(longest, c.n_tokens);
+      chunk_tokens_.push_back(c.n_tokens);
     }
     if (n_tokens == 0) return;
     PagedKvCache* first_paged = first->kv->as_paged();
@@ -878,7 +882,7 @@ class CudaBackend : public Backend {
     // What goes to the device: the positions; then, paged, each token's table start (several chunks only) and
     // every chunk's block table up to its last position's block, each entry checked (a bad table must not
     // write outside the pool), padded with zeros to the bound's blocks (so that the upload's size, and a
-    // recording of it, depends on the bound only).
+    // recording of it, depends on the bound only); last, for the tiled kernel, its tiles.
     KvLayers* kv;
     cuda::KvSlots slots;
     attn_host_.assign(pos, pos + n_tokens);
@@ -927,6 +931,11 @@ class CudaBackend : public Backend {
         return;
       }
     }
+    const bool tiled = cuda::attention_tiled_pays(longest, p.head_dim);
+    const int64_t tiles_at = (int64_t)attn_host_.size();
+    const int64_t n_tiles = tiled ? cuda::attention_tiles(chunk_tokens_.data(), n_chunks, nullptr) : 0;
+    attn_host_.resize(tiles_at + 2 * n_tiles);
+    if (tiled) cuda::attention_tiles(chunk_tokens_.data(), n_chunks, attn_host_.data() + tiles_at);
     const int32_t* dev = upload_ints(attn_host_.data(), (int64_t)attn_host_.size(), &attn_ints_);
     if (dev == nullptr || replaying()) return;
     const int32_t* dev_pos = dev;
@@ -934,6 +943,12 @@ class CudaBackend : public Backend {
     if (per_token_tables) slots.table_start = dev + n_tokens;
     // Every chunk's new rows are stored before any query reads: both kernels run in order on one stream.
     cuda::kv_store(k, v, dev_pos, n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
+    if (tiled) {
+      cuda::attention_tiled(q, kv->keys(layer), kv->values(layer), slots, dev_pos, dev + tiles_at, n_tiles, p.n_head,
+                            p.n_head_kv, p.head_dim, p.scale, out, stream_);
+      check_launch("attention");
+      return;
+    }
     float* partial = nullptr;
     if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, bound); n > 0) {
       partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
@@ -961,6 +976,7 @@ class CudaBackend : public Backend {
   IntUpload ids_, pos_;
   IntUpload attn_ints_;            // an attention call's positions, then (paged) table starts and block tables
   std::vector<int32_t> attn_host_;  // what attn_ints_ is filled from
+  std::vector<int64_t> chunk_tokens_;  // an attention call's chunk sizes
   PinnedStaging staging_;           // where uploads are copied from
   DeviceMemory weight16_, act16_, act_round_, attn_partial_;
   DeviceMemory cublas_workspace_;

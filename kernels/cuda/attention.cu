@@ -5,6 +5,8 @@
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_tiled.h"
+#include "kernels/cuda/kv_slots.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace pginfer::cuda {
@@ -17,19 +19,6 @@ constexpr int kPerLane = (int)(kMaxHeadDim / 32);
 constexpr int64_t kKeysPerSplit = 64;
 constexpr int kMaxSplits = 64;
 constexpr int64_t kSplitBelowBlocks = 1024;
-
-// Token t's block table: null for a contiguous cache.
-__device__ __forceinline__ const int32_t* table_of(const KvSlots& s, int64_t t) {
-  if (s.blocks == nullptr) return nullptr;
-  return s.table_start == nullptr ? s.blocks : s.blocks + s.table_start[t];
-}
-
-// The slot of position p of a sequence whose block table is `table`: p itself in a contiguous cache (no table).
-__device__ __forceinline__ int64_t slot_of(const int32_t* table, int block_shift, int64_t p) {
-  if (table == nullptr) return p;
-  const int64_t mask = (int64_t{1} << block_shift) - 1;
-  return ((int64_t)table[p >> block_shift] << block_shift) | (p & mask);
-}
 
 __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* pos, int64_t n_tokens,
                                 int64_t kv_dim, KvSlots slots, __half* keys, __half* values) {

@@ -6,8 +6,9 @@
 // block table in device memory. One call may serve several sequences of one paged pool (a serving step):
 // their tables are concatenated and each token says where its own starts. One sequence, contiguous or paged,
 // is the case of a single table; all go through the same kernels (the slot is computed per row), so they
-// compute the same sums in the same order. A simple correct version: one block per (token, head, key range),
-// each warp running an online softmax over a share of the keys; a tiled prefill kernel comes later.
+// compute the same sums in the same order. attention() runs one block per (token, head, key range), each warp
+// running an online softmax over a share of the keys (decoding); calls with prompt chunks go to the tiled kernel
+// of attention_tiled.h instead.
 #pragma once
 
 #include <cuda_runtime_api.h>

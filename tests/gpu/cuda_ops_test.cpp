@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 #include <random>
@@ -265,6 +266,34 @@ TEST_F(CudaOps, BatchedAttentionMatchesPerChunkAndCpu) {
     EXPECT_LT(e_cpu, 1e-5) << shape;
     EXPECT_LT(e_chunks, 1e-10) << shape;
     EXPECT_LT(nmse(per_chunk, want), 1e-5) << shape;
+    EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
+  }
+}
+
+// The same serving step with a prompt of 150 tokens, which sends the batched call to the tiled kernel
+// (attention_tiled.h): 3 tiles of the prompt (the last of 22 tokens), a tile for each other chunk; per chunk, only
+// the prompt's call is tiled. Against the CPU backend, for the model's heads (64 values, grouped) and for heads of
+// 128 values. The tiled kernel rounds the softmax weights to F16: a larger but still small error.
+TEST_F(CudaOps, TiledAttentionMatchesCpu) {
+  Pair p = open("tiny", TensorType::F32);
+  AttentionParams wide;
+  wide.n_head = 4;
+  wide.n_head_kv = 2;
+  wide.head_dim = 128;
+  wide.scale = 1.0f / std::sqrt(128.0f);
+  for (const AttentionParams& ap : {AttentionParams::of(p.model->config()), wide}) {
+    const std::string heads = std::to_string(ap.n_head) + "x" + std::to_string(ap.head_dim) + "/" +
+                              std::to_string(ap.n_head_kv);
+    const std::vector<float> want = testing::run_attention_batch_case(*p.cpu, ap, true, 150);
+    const std::vector<float> batched = testing::run_attention_batch_case(*p.gpu, ap, true, 150);
+    const std::vector<float> per_chunk = testing::run_attention_batch_case(*p.gpu, ap, false, 150);
+    ASSERT_EQ(batched.size(), want.size());
+    report("tiled attention " + heads + " vs cpu", nmse(batched, want));
+    report("tiled attention " + heads + " vs per-chunk", nmse(batched, per_chunk));
+    EXPECT_LT(nmse(batched, want), 1e-5) << heads;
+    EXPECT_LT(nmse(per_chunk, want), 1e-5) << heads;
+    EXPECT_LT(nmse(batched, per_chunk), 1e-5) << heads;
+    for (float x : batched) ASSERT_TRUE(std::isfinite(x)) << heads;
     EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
   }
 }

@@ -112,7 +112,7 @@ if [ $bench = 1 ]; then
   say "rc=${PIPESTATUS[0]}"
   # Where a prefill and a decode spend their time, by operation (each timed to completion).
   say "== infer bench --profile, tinyllama-1.1b F16 on the GPU ($(elapsed) s)"
-  timeout 60 "$bin/infer" bench -m /tmp/tinyllama-1.1b-F16.gguf --device cuda --prompt 512 --gen 16 --profile 2>&1 \
+  timeout 60 "$bin/infer" bench -m /tmp/tinyllama-1.1b-F16.gguf --device cuda --prompt 2048 --gen 16 --profile 2>&1 \
     | tee "$out/profile.txt" | tee -a "$log" > /dev/null
   # The peer: HF transformers on the same shape (the device image has torch and transformers).
   left=$(( ${BUDGET_S:-190} - $(elapsed) ))
