@@ -206,12 +206,14 @@ class CudaKvPool : public KvPool {
 struct DeviceTensor {
   const void* data = nullptr;       // the tensor's bytes as in the file
   const float* floats = nullptr;    // 1-D tensors: their values as floats
+  const uint16_t* f16 = nullptr;    // quantized matrices: their values as F16, when a copy is kept
   const uint8_t* source = nullptr;  // the host bytes they were copied from
 };
 
 class CudaBackend : public Backend {
  public:
-  CudaBackend(int device, bool graphs) : device_(device), graphs_(graphs) {}
+  CudaBackend(int device, unsigned flags)
+      : device_(device), graphs_(!(flags & kCudaNoGraphs)), f16_copies_(!(flags & kCudaNoF16WeightCopies)) {}
 
   ~CudaBackend() override {
     if (stream_) cudaStreamSynchronize(stream_);  // no copy may still read the staging memory
@@ -301,6 +303,7 @@ class CudaBackend : public Backend {
       weights_[&t] = d;
     }
     weight_memory_.push_back(std::move(mem));
+    if (f16_copies_) return keep_f16_copies(model);
     return Status::ok_status();
   }
 
@@ -502,13 +505,16 @@ class CudaBackend : public Backend {
     } else {
       operand = CUDA_R_16F;
       if (w.type != TensorType::F16) {
-        uint16_t* wh = static_cast<uint16_t*>(scratch(&weight16_, (size_t)rows * k * 2));
-        if (!wh) return;
-        if (!cuda::dequantize_to_f16(w.type, wd, stride, rows, k, wh, stream_)) {
-          fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
-          return;
+        a = weight(w).f16;
+        if (a == nullptr) {
+          uint16_t* wh = static_cast<uint16_t*>(scratch(&weight16_, (size_t)rows * k * 2));
+          if (!wh) return;
+          if (!cuda::dequantize_to_f16(w.type, wd, stride, rows, k, wh, stream_)) {
+            fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
+            return;
+          }
+          a = wh;
         }
-        a = wh;
       }
       uint16_t* xh = static_cast<uint16_t*>(scratch(&act16_, (size_t)n_tokens * k * 2));
       if (!xh) return;
@@ -598,6 +604,48 @@ class CudaBackend : public Backend {
   }
 
  private:
+  // F16 copies of the model's quantized matrices (every layer's and the output's), made on the device, when they
+  // take at most a quarter of the memory free now: products of many tokens then skip the dequantization. None
+  // otherwise (not an error).
+  Status keep_f16_copies(const Model& model) {
+    std::vector<const GgufTensor*> matrices;
+    for (const LayerWeights& L : model.layers()) {
+      for (const GgufTensor* t : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down}) matrices.push_back(t);
+    }
+    matrices.push_back(&model.output());
+    size_t bytes = 0;
+    std::vector<const GgufTensor*> copied;
+    for (const GgufTensor* t : matrices) {
+      if (t == nullptr || t->n_dims != 2 || t->type == TensorType::F32 || t->type == TensorType::F16 ||
+          t->type == TensorType::BF16 || weights_[t].f16 != nullptr ||
+          std::find(copied.begin(), copied.end(), t) != copied.end()) {
+        continue;
+      }
+      copied.push_back(t);
+      bytes += ((size_t)t->ne[0] * (size_t)t->ne[1] * 2 + 255) / 256 * 256;
+    }
+    if (copied.empty() || bytes > (size_t)free_device_memory() / 4) return Status::ok_status();
+    auto mem = std::make_unique<DeviceMemory>();
+    if (mem->allocate(bytes) != cudaSuccess) return Status::ok_status();
+    uint8_t* at = static_cast<uint8_t*>(mem->get());
+    for (const GgufTensor* t : copied) {
+      DeviceTensor& d = weights_[t];
+      const int64_t k = t->ne[0], rows = t->ne[1];
+      if (!cuda::dequantize_to_f16(t->type, d.data, row_bytes(t->type, k), rows, k, reinterpret_cast<uint16_t*>(at),
+                                   stream_)) {
+        continue;  // a type without F16 conversion: dequantized at each product, which then says so
+      }
+      d.f16 = reinterpret_cast<const uint16_t*>(at);
+      at += ((size_t)k * (size_t)rows * 2 + 255) / 256 * 256;
+    }
+    const cudaError_t e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) {
+      return Status(StatusCode::DeviceLost, std::string("dequantizing weights to F16: ") + cudaGetErrorString(e));
+    }
+    weight_memory_.push_back(std::move(mem));
+    return Status::ok_status();
+  }
+
   // Host ints copied to the device, reused while the caller passes the same values again (the forward pass
   // hands the same positions to rope and attention of every layer).
   struct IntUpload {
@@ -973,6 +1021,7 @@ class CudaBackend : public Backend {
   std::unordered_map<const GgufTensor*, DeviceTensor> weights_;
   std::vector<std::unique_ptr<DeviceMemory>> weight_memory_;
   bool graphs_;                    // passes announced by begin_pass are recorded and replayed
+  bool f16_copies_;                // prepare() keeps F16 copies of quantized matrices (keep_f16_copies)
   IntUpload ids_, pos_;
   IntUpload attn_ints_;            // an attention call's positions, then (paged) table starts and block tables
   std::vector<int32_t> attn_host_;  // what attn_ints_ is filled from
@@ -1018,7 +1067,7 @@ __attribute__((visibility("default"))) int pginfer_cuda_device_count(char* why, 
   return n;
 }
 
-__attribute__((visibility("default"))) int pginfer_cuda_create_backend(int device, int graphs, pginfer::Backend** out,
+__attribute__((visibility("default"))) int pginfer_cuda_create_backend(int device, unsigned flags, pginfer::Backend** out,
                                                                        char* why, size_t why_len) {
   using namespace pginfer;
   *out = nullptr;
@@ -1034,7 +1083,7 @@ __attribute__((visibility("default"))) int pginfer_cuda_create_backend(int devic
     return (int)StatusCode::InvalidArgument;
   }
   try {
-    auto b = std::make_unique<CudaBackend>(device, graphs != 0);
+    auto b = std::make_unique<CudaBackend>(device, flags);
     Status st = b->init();
     if (!st.ok()) {
       copy_message(st.message(), why, why_len);

@@ -12,8 +12,9 @@
 // Memory: weights are copied to device memory once in prepare(); activations and the F16 KV caches live on
 // the device: a contiguous one per Session, and the paged pool of the serving loop (create_kv_pool), whose
 // block tables are copied to the device with each attention call; free_device_memory() sizes that pool.
-// Products of one to seven tokens run dequantizing matrix-vector kernels; larger ones dequantize the weights
-// to F16 and multiply with cublasGemmEx (float accumulation). Activations are first rounded as the CPU
+// Products of one to seven tokens run dequantizing matrix-vector kernels; larger ones multiply F16 operands with
+// cublasGemmEx (float accumulation): quantized matrices are dequantized to F16 once, in prepare(), when these
+// copies take at most a quarter of the memory free after the weights, and at each product otherwise. Activations are first rounded as the CPU
 // backend's products see them (to Q8_0/Q8_K values for quantized weights, F16/BF16 for those weights;
 // kernels/common/round_activations.h), so both backends compute the same sums.
 //
@@ -40,9 +41,14 @@ constexpr int kCudaModuleAbi = 4;
 
 // Options of the CUDA backend.
 struct CudaBackendOptions {
-  int device = 0;      // CUDA device ordinal
-  bool graphs = true;  // record forward passes as CUDA graphs and replay them (Backend::begin_pass)
+  int device = 0;                  // CUDA device ordinal
+  bool graphs = true;              // record forward passes as CUDA graphs and replay them (Backend::begin_pass)
+  bool f16_weight_copies = true;   // keep F16 copies of quantized matrices for cuBLAS products (when they fit)
 };
+
+// The module's factory flags (CudaBackendOptions as bits).
+constexpr unsigned kCudaNoGraphs = 1u << 0;
+constexpr unsigned kCudaNoF16WeightCopies = 1u << 1;
 
 // Number of CUDA devices usable by the CUDA backend: 0 when the module cannot be loaded or no driver or GPU is
 // present, in which case *why (if given) says which.

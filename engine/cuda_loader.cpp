@@ -16,7 +16,7 @@ namespace {
 // The module's exported functions (engine/cuda_backend.cpp defines them).
 using AbiFn = int (*)();
 using DeviceCountFn = int (*)(char* why, size_t why_len);
-using CreateFn = int (*)(int device, int graphs, Backend** out, char* why, size_t why_len);
+using CreateFn = int (*)(int device, unsigned flags, Backend** out, char* why, size_t why_len);
 
 struct CudaModule {
   void* handle = nullptr;
@@ -101,7 +101,9 @@ Status make_cuda_backend(const CudaBackendOptions& options, std::unique_ptr<Back
   if (m.handle == nullptr) return unsupported(m.error);
   char buf[512] = {0};
   Backend* b = nullptr;
-  const int code = m.create(options.device, options.graphs ? 1 : 0, &b, buf, sizeof buf);
+  const unsigned flags =
+      (options.graphs ? 0u : kCudaNoGraphs) | (options.f16_weight_copies ? 0u : kCudaNoF16WeightCopies);
+  const int code = m.create(options.device, flags, &b, buf, sizeof buf);
   if (code != 0 || b == nullptr) return Status(static_cast<StatusCode>(code ? code : (int)StatusCode::Internal), buf);
   out->reset(b);
   return Status::ok_status();

@@ -142,7 +142,7 @@ TEST(CudaBatcher, GraphReplaysGiveTheTokensOfLaunchedKernels) {
   std::unique_ptr<Backend> graphs, launches;
   PGI_REQUIRE_CUDA(graphs);
   std::string why;
-  launches = testing::cuda_backend_or_null(&why, false);
+  launches = testing::cuda_backend_or_null(&why, testing::without_graphs());
   ASSERT_NE(launches, nullptr) << why;
   std::unique_ptr<Model> model;
   ASSERT_TRUE(Model::load(synthetic_model("tiny-qwen2", TensorType::Q8_0), &model).ok());

@@ -103,7 +103,7 @@ TEST(CudaGraphs, ReplayedDecodingGivesTheLogitsOfLaunchedKernels) {
   std::unique_ptr<Backend> graphs, launches;
   PGI_REQUIRE_CUDA(graphs);
   std::string why;
-  launches = testing::cuda_backend_or_null(&why, false);
+  launches = testing::cuda_backend_or_null(&why, testing::without_graphs());
   ASSERT_NE(launches, nullptr) << why;
   for (const auto& [shape, type] : {std::pair{"tiny", TensorType::F16}, std::pair{"tiny-qwen2", TensorType::Q8_0},
                                     std::pair{"tiny-llama3", TensorType::Q4_K}}) {

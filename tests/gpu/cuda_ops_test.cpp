@@ -90,11 +90,18 @@ TEST_F(CudaOps, RmsNorm) {
 // Matrix products on the three GPU paths: one token (matrix-vector), 5 tokens (the batched matrix-vector
 // kernel) and 16 (dequantize + cuBLAS), with and without bias. Both backends round activations to the
 // weight type's dot partner (Q8_0/Q8_K) or to F16/BF16 first, so only summation order separates them, and
-// for quantized weights on the cuBLAS path the F16 rounding of its operands.
+// for quantized weights on the cuBLAS path the F16 rounding of its operands. That path multiplies the F16 copies
+// prepare() keeps of quantized matrices; a backend without them dequantizes at each product, to the same values.
 TEST_F(CudaOps, MatmulEveryTypeAndPath) {
+  CudaBackendOptions no_copies;
+  no_copies.f16_weight_copies = false;
   for (const char* shape : {"tiny", "tiny-qwen2"}) {
     for (TensorType type : kTypes) {
       Pair p = open(shape, type);
+      std::string why;
+      std::unique_ptr<Backend> dequantizing = testing::cuda_backend_or_null(&why, no_copies);
+      ASSERT_NE(dequantizing, nullptr) << why;
+      ASSERT_TRUE(dequantizing->prepare(*p.model).ok());
       const LayerWeights& L = p.model->layers()[0];
       for (const GgufTensor* w : {L.wq, L.ffn_down}) {
         const GgufTensor* bias = w == L.wq ? L.bq : nullptr;
@@ -106,7 +113,16 @@ TEST_F(CudaOps, MatmulEveryTypeAndPath) {
           std::unique_ptr<ActivationBuffer> out;
           ASSERT_TRUE(p.gpu->alloc(n * rows, &out).ok());
           p.gpu->matmul(*w, bias, xb->data(), n, out->data());
-          const double e = nmse(download(*p.gpu, out->data(), n * rows), want);
+          const std::vector<float> got = download(*p.gpu, out->data(), n * rows);
+          const double e = nmse(got, want);
+          if (n >= 8) {
+            auto xd = upload(*dequantizing, x);
+            std::unique_ptr<ActivationBuffer> out_d;
+            ASSERT_TRUE(dequantizing->alloc(n * rows, &out_d).ok());
+            dequantizing->matmul(*w, bias, xd->data(), n, out_d->data());
+            EXPECT_EQ(download(*dequantizing, out_d->data(), n * rows), got)
+                << shape << " " << w->name << " " << type_name(w->type) << ": F16 copies and dequantizing differ";
+          }
           // Same rounded activations as the CPU: float rounding only for the matrix-vector kernels; the
           // cuBLAS path adds F16 rounding of dequantized weights and of Q8-rounded activations.
           const bool quantized = w->type != TensorType::F32 && w->type != TensorType::F16 && w->type != TensorType::BF16;

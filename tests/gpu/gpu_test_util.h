@@ -19,16 +19,13 @@
 
 namespace pginfer::testing {
 
-// The CUDA backend (recording passes as CUDA graphs unless `graphs` is false), or null with *why set when the
-// machine has none (no module, driver or device).
-inline std::unique_ptr<Backend> cuda_backend_or_null(std::string* why, bool graphs = true) {
+// The CUDA backend with `options`, or null with *why set when the machine has none (no module, driver or device).
+inline std::unique_ptr<Backend> cuda_backend_or_null(std::string* why, const CudaBackendOptions& options = {}) {
   if (cuda_device_count(why) <= 0) {
     if (why->rfind("no CUDA device", 0) == 0) why->erase(0, why->find(':') == std::string::npos ? 0 : why->find(':') + 2);
     return nullptr;
   }
   std::unique_ptr<Backend> b;
-  CudaBackendOptions options;
-  options.graphs = graphs;
   Status st = make_cuda_backend(options, &b);
   if (!st.ok()) {
     *why = st.message();
@@ -44,6 +41,13 @@ inline std::unique_ptr<Backend> cuda_backend_or_null(std::string* why, bool grap
     out = ::pginfer::testing::cuda_backend_or_null(&_why);                  \
     if (out == nullptr) GTEST_SKIP() << "no CUDA device: " << _why;         \
   } while (0)
+
+// Options of a CUDA backend that launches every kernel as it is issued (no CUDA graphs).
+inline CudaBackendOptions without_graphs() {
+  CudaBackendOptions o;
+  o.graphs = false;
+  return o;
+}
 
 // A buffer of `b` holding `host`.
 inline std::unique_ptr<ActivationBuffer> upload(Backend& b, const std::vector<float>& host) {
