@@ -115,6 +115,13 @@ struct PassShape {
   int64_t max_kv = 0;                       // the largest position of the pass plus one
 };
 
+// One of several products of the same input (Backend::matmuls): y = w x (+ bias).
+struct Product {
+  const GgufTensor* w = nullptr;
+  const GgufTensor* bias = nullptr;  // optional
+  float* y = nullptr;
+};
+
 // Passes a backend recorded and replayed (Backend::begin_pass), for tests and statistics.
 struct PassCounts {
   int64_t captured = 0;  // recorded and run
@@ -179,6 +186,26 @@ class Backend {
   // y[t][r] = dot(row r of w, x[t]) (+ bias[r]) for every token t; w is rows x cols with cols = ne[0].
   virtual void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens,
                       float* y) = 0;
+  // Several products of the same input x (q, k and v, say), which a backend may compute in one launch. By
+  // default one matmul() each.
+  virtual void matmuls(std::span<const Product> products, const float* x, int64_t n_tokens) {
+    for (const Product& p : products) matmul(*p.w, p.bias, x, n_tokens, p.y);
+  }
+  // y += w x (+ bias) (the residual stream), `scratch` holding n_tokens rows of w's output if needed; the same
+  // values as matmul() into scratch and then add(). By default just that.
+  virtual void matmul_add(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens,
+                          float* scratch, float* y) {
+    matmul(w, bias, x, n_tokens, scratch);
+    add(y, scratch, n_tokens * w.ne[1], y);
+  }
+  // gate_out = swiglu(gate x, up x) (the feed-forward's first half), up_out holding n_tokens rows of up's output if
+  // needed; gate and up have the same rows. By default both products, then swiglu().
+  virtual void matmul_swiglu(const GgufTensor& gate, const GgufTensor& up, const float* x, int64_t n_tokens,
+                             float* gate_out, float* up_out) {
+    const Product both[] = {{&gate, nullptr, gate_out}, {&up, nullptr, up_out}};
+    matmuls(both, x, n_tokens);
+    swiglu(gate_out, up_out, n_tokens * gate.ne[1], gate_out);
+  }
   // Rotates the first n_rot dimensions of each of `n_heads` heads of each token, at positions pos[t].
   virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                     const RopeParams& params) = 0;

@@ -473,22 +473,13 @@ class CudaBackend : public Backend {
     const size_t stride = row_bytes(w.type, k);
     const void* wd = weight(w).data;
     const float* bd = bias ? weight(*bias).floats : nullptr;
-    // The activations as the CPU's product sees them (Q8_0/Q8_K/F16/BF16 rounding), so that the backends
-    // compute the same sums and differ only in their order.
-    // F16 and BF16 roundings happen on the way: in the matrix-vector kernel, or in the conversion to the
-    // cuBLAS operand type (the same round-to-nearest-even).
-    const TensorType at = activation_type(w.type);
-    if (at == TensorType::Q8_0 || at == TensorType::Q8_K) {
-      float* xr = static_cast<float*>(scratch(&act_round_, (size_t)n_tokens * k * sizeof(float)));
-      if (!xr) return;
-      cuda::round_activations(at, x, n_tokens * k, xr, stream_);
-      x = xr;
-    }
+    x = rounded_activations(w, x, n_tokens);
+    if (x == nullptr) return;
     if (n_tokens < kGemmMinTokens) {
-      if (!cuda::matvec(w.type, wd, stride, rows, k, x, n_tokens, bd, y, stream_)) {
-        fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
-      }
-      check_launch("matvec");
+      cuda::MatvecJob job = matvec_job(w, x, n_tokens);
+      job.parts[0] = {wd, rows, bd, y};
+      job.n_parts = 1;
+      run_matvec(job);
       return;
     }
     cudaDataType_t operand;
@@ -526,6 +517,56 @@ class CudaBackend : public Backend {
     if (st != CUBLAS_STATUS_SUCCESS) fail("cublasGemmEx failed with status " + std::to_string((int)st), StatusCode::DeviceLost);
     if (bd) cuda::add_bias(y, bd, n_tokens, rows, stream_);
     check_launch("gemm");
+  }
+
+  void matmuls(std::span<const Product> products, const float* x, int64_t n_tokens) override {
+    if (!one_launch(products, n_tokens)) {
+      Backend::matmuls(products, x, n_tokens);
+      return;
+    }
+    if (!begin_op(kOpMatmuls, n_tokens, (int64_t)products.size()) || replaying()) return;
+    x = rounded_activations(*products[0].w, x, n_tokens);
+    if (x == nullptr) return;
+    cuda::MatvecJob job = matvec_job(*products[0].w, x, n_tokens);
+    for (const Product& p : products) {
+      job.parts[job.n_parts++] = {weight(*p.w).data, p.w->ne[1], p.bias ? weight(*p.bias).floats : nullptr, p.y};
+    }
+    run_matvec(job);
+  }
+
+  void matmul_add(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* scratch,
+                  float* y) override {
+    const Product one[] = {{&w, bias, y}};
+    if (!one_launch(one, n_tokens)) {
+      Backend::matmul_add(w, bias, x, n_tokens, scratch, y);
+      return;
+    }
+    if (!begin_op(kOpMatmulAdd, n_tokens) || replaying()) return;
+    x = rounded_activations(w, x, n_tokens);
+    if (x == nullptr) return;
+    cuda::MatvecJob job = matvec_job(w, x, n_tokens);
+    job.parts[0] = {weight(w).data, w.ne[1], bias ? weight(*bias).floats : nullptr, y};
+    job.n_parts = 1;
+    job.accumulate = true;
+    run_matvec(job);
+  }
+
+  void matmul_swiglu(const GgufTensor& gate, const GgufTensor& up, const float* x, int64_t n_tokens, float* gate_out,
+                     float* up_out) override {
+    const Product both[] = {{&gate, nullptr, gate_out}, {&up, nullptr, up_out}};
+    if (!one_launch(both, n_tokens) || gate.ne[1] != up.ne[1]) {
+      Backend::matmul_swiglu(gate, up, x, n_tokens, gate_out, up_out);
+      return;
+    }
+    if (!begin_op(kOpMatmulSwiglu, n_tokens) || replaying()) return;
+    x = rounded_activations(gate, x, n_tokens);
+    if (x == nullptr) return;
+    cuda::MatvecJob job = matvec_job(gate, x, n_tokens);
+    job.parts[0] = {weight(gate).data, gate.ne[1], nullptr, gate_out};
+    job.parts[1] = {weight(up).data, up.ne[1], nullptr, up_out};
+    job.n_parts = 2;
+    job.swiglu = true;
+    run_matvec(job);
   }
 
   void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
@@ -692,7 +733,51 @@ class CudaBackend : public Backend {
   };
 
   // Operation kinds, for the checks of a replay.
-  enum OpKind : int64_t { kOpEmbed = 1, kOpNorm, kOpMatmul, kOpRope, kOpAttention, kOpSwiglu, kOpAdd };
+  enum OpKind : int64_t {
+    kOpEmbed = 1, kOpNorm, kOpMatmul, kOpMatmuls, kOpMatmulAdd, kOpMatmulSwiglu, kOpRope, kOpAttention, kOpSwiglu,
+    kOpAdd
+  };
+
+  // Whether products go through one matrix-vector launch (cuda::MatvecJob): few tokens, at most kMaxMatvecParts
+  // matrices of one type and row length.
+  static bool one_launch(std::span<const Product> products, int64_t n_tokens) {
+    if (n_tokens >= kGemmMinTokens || products.empty() || products.size() > (size_t)cuda::kMaxMatvecParts) return false;
+    for (const Product& p : products) {
+      if (p.w->type != products[0].w->type || p.w->ne[0] != products[0].w->ne[0]) return false;
+    }
+    return true;
+  }
+
+  // x as the CPU's products with weights `w` see it: rounded to Q8_0 or Q8_K values for quantized weights (into
+  // scratch memory), so that the backends compute the same sums and differ only in their order; as is otherwise
+  // (F16 and BF16 roundings happen on the way: in the matrix-vector kernel, or in the conversion to the cuBLAS
+  // operand type, the same round-to-nearest-even). Null after a failure.
+  const float* rounded_activations(const GgufTensor& w, const float* x, int64_t n_tokens) {
+    const TensorType at = activation_type(w.type);
+    if (at != TensorType::Q8_0 && at != TensorType::Q8_K) return x;
+    const int64_t k = w.ne[0];
+    float* xr = static_cast<float*>(scratch(&act_round_, (size_t)n_tokens * k * sizeof(float)));
+    if (xr != nullptr) cuda::round_activations(at, x, n_tokens * k, xr, stream_);
+    return xr;
+  }
+
+  // A matrix-vector job over weights of w's type and row length, without parts.
+  static cuda::MatvecJob matvec_job(const GgufTensor& w, const float* x, int64_t n_tokens) {
+    cuda::MatvecJob job;
+    job.type = w.type;
+    job.k = w.ne[0];
+    job.row_bytes = row_bytes(w.type, w.ne[0]);
+    job.x = x;
+    job.n_tokens = n_tokens;
+    return job;
+  }
+
+  void run_matvec(const cuda::MatvecJob& job) {
+    if (!cuda::matvec(job, stream_)) {
+      fail(std::string("products with weights of type ") + type_name(job.type) + " are not supported");
+    }
+    check_launch("matvec");
+  }
 
   // The key of a pass's recordings: owner, key bound, then per chunk its cache's serial and tokens, then the logit
   // rows. Sets *input_bytes to the page-locked memory its uploads may need. False for a pass that is not recorded.

@@ -121,23 +121,18 @@ void Executor::run_layers() {
     const LayerWeights& L = model_.layers()[il];
     // Attention block: x += wo * attention(rope(wq * norm(x)), rope(wk * norm(x)), wv * norm(x)).
     be.rms_norm(x, *L.attn_norm, c.norm_eps, n, c.n_embd, xn);
-    be.matmul(*L.wq, L.bq, xn, n, q);
-    be.matmul(*L.wk, L.bk, xn, n, k);
-    be.matmul(*L.wv, L.bv, xn, n, v);
+    const Product qkv[] = {{L.wq, L.bq, q}, {L.wk, L.bk, k}, {L.wv, L.bv, v}};
+    be.matmuls(qkv, xn, n);
     be.rope(q, positions_.data(), n, c.n_head, c.head_dim, rope);
     be.rope(k, positions_.data(), n, c.n_head_kv, c.head_dim, rope);
     // Each sequence attends to its own cache; every chunk of the pass in one call (see forward() in the header
     // for the order of stores and reads it relies on).
     be.attention_batch(attention_chunks_, il, q, k, v, positions_.data(), ap, attn);
-    be.matmul(*L.wo, L.bo, attn, n, xn);
-    be.add(x, xn, n * c.n_embd, x);
+    be.matmul_add(*L.wo, L.bo, attn, n, xn, x);
     // Feed-forward block: x += down(silu(gate * norm(x)) * (up * norm(x))).
     be.rms_norm(x, *L.ffn_norm, c.norm_eps, n, c.n_embd, xn);
-    be.matmul(*L.ffn_gate, nullptr, xn, n, gate);
-    be.matmul(*L.ffn_up, nullptr, xn, n, up);
-    be.swiglu(gate, up, n * c.n_ff, gate);
-    be.matmul(*L.ffn_down, nullptr, gate, n, xn);
-    be.add(x, xn, n * c.n_embd, x);
+    be.matmul_swiglu(*L.ffn_gate, *L.ffn_up, xn, n, gate, up);
+    be.matmul_add(*L.ffn_down, nullptr, gate, n, xn, x);
   }
 }
 

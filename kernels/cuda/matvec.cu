@@ -6,11 +6,14 @@
 //   consecutive blocks (272 bytes) per step with 2-byte loads, and decodes them in registers.
 // - Q4_0, Q4_K, Q5_K, Q6_K: lane i decodes 32-value chunks i, i + 32, ... with kernels/common/dequant_block.h.
 // Half values are converted by the device's instructions (the same values as dequant_block.h's conversion but
-// for the payloads of NaNs).
+// for the payloads of NaNs). One launch may cover several matrices read with the same activations (their rows one
+// after the other), add its results to the output, or read the rows of gate and up together and write
+// swiglu(gate, up) (MatvecJob).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "kernels/common/dequant_block.h"
+#include "kernels/common/elementwise.h"
 #include "kernels/common/round_activations.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/matvec.h"
@@ -50,17 +53,6 @@ __device__ __forceinline__ float dot4(const float* v, const float* x) {
   return s;
 }
 
-// Sums each token's accumulator over the warp; lane 0 writes y[t][r] (+ bias[r]).
-template <int NT>
-__device__ __forceinline__ void finish_row(const float* acc, int lane, int n_tokens, int64_t rows, int64_t r,
-                                           const float* bias, float* y) {
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const float s = warp_sum(acc[t]);
-    if (lane == 0 && (NT == 1 || t < n_tokens)) y[t * rows + r] = bias ? s + bias[r] : s;
-  }
-}
-
 // Values per 16-byte vector of a row of float type T.
 template <TensorType T>
 constexpr int kPerVector = T == TensorType::F32 ? 4 : 8;
@@ -84,20 +76,13 @@ __device__ __forceinline__ void decode_vector(const uint4& u, float* v) {
 }
 
 // F32, F16, BF16 weights (rows 16-byte aligned, as k % 32 == 0 makes them): the activations rounded to the
-// weights' type on the fly, as on the CPU.
+// weights' type on the fly, as on the CPU. Adds the lane's share of each token's dot product with `row` to acc.
 template <TensorType T, int NT>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_float_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
-                        const float* bias, float* y) {
+__device__ __forceinline__ void row_dot_float(const uint8_t* row_ptr, int64_t k, const float* x, int n_tokens, int lane,
+                                              float* acc) {
   constexpr int P = kPerVector<T>, L = kLoads<NT>;
-  const int lane = threadIdx.x % 32;
-  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
-  if (r >= rows) return;  // the whole warp leaves together
-  const uint4* row = reinterpret_cast<const uint4*>(w + r * row_bytes);
+  const uint4* row = reinterpret_cast<const uint4*>(row_ptr);
   const int64_t n_vectors = k / P;
-  float acc[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
   for (int64_t g0 = lane; g0 < n_vectors; g0 += 32 * L) {
     uint4 u[L];
 #pragma unroll
@@ -117,25 +102,18 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
     }
   }
-  finish_row<NT>(acc, lane, n_tokens, rows, r, bias, y);
 }
 
 // Q8_0 weights: lane l takes quants 8 * (l % 4) .. + 7 of blocks l / 4, l / 4 + 8, ...; the block's scale is a
 // load every four lanes share.
 template <int NT>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_q8_0_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
-                       const float* bias, float* y) {
+__device__ __forceinline__ void row_dot_q8_0(const uint8_t* row_ptr, int64_t k, const float* x, int n_tokens, int lane,
+                                             float* acc) {
   constexpr int L = kLoads<NT>;
-  const int lane = threadIdx.x % 32, part = lane % 4;
-  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
-  if (r >= rows) return;
+  const int part = lane % 4;
   // As halfwords: a block is 17 of them, the scale first.
-  const uint16_t* row = reinterpret_cast<const uint16_t*>(w + r * row_bytes);
+  const uint16_t* row = reinterpret_cast<const uint16_t*>(row_ptr);
   const int64_t n_blocks = k / 32;
-  float acc[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
   for (int64_t b0 = lane / 4; b0 < n_blocks; b0 += 8 * L) {
     uint16_t d[L], q[L][4];
 #pragma unroll
@@ -166,7 +144,6 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
     }
   }
-  finish_row<NT>(acc, lane, n_tokens, rows, r, bias, y);
 }
 
 // Decodes chunk c of a row of quantized type T.
@@ -180,16 +157,8 @@ __device__ __forceinline__ void chunk_of(const uint8_t* row, int64_t c, float* v
 
 // Q4_0 and the K-quants: a lane per 32-value chunk.
 template <TensorType T, int NT>
-__global__ void __launch_bounds__(kWarps * 32)
-    matvec_chunk_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
-                        const float* bias, float* y) {
-  const int lane = threadIdx.x % 32;
-  const int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
-  if (r >= rows) return;
-  const uint8_t* row = w + r * row_bytes;
-  float acc[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+__device__ __forceinline__ void row_dot_chunks(const uint8_t* row, int64_t k, const float* x, int n_tokens, int lane,
+                                               float* acc) {
   for (int64_t c = lane; c < k / kChunk; c += 32) {
     float v[kChunk];
     chunk_of<T>(row, c, v);
@@ -198,56 +167,149 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (NT == 1 || t < n_tokens) acc[t] += dot4<kChunk / 4>(v, x + t * k + kChunk * c);
     }
   }
-  finish_row<NT>(acc, lane, n_tokens, rows, r, bias, y);
 }
 
-// Launches the kernel for weights of type T and up to NT tokens.
+// The lane's share of the dot products of `row` (of type T) with each token of x, added to acc.
 template <TensorType T, int NT>
-void launch(unsigned grid, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
-            const float* bias, float* y, cudaStream_t stream) {
+__device__ __forceinline__ void row_dot(const uint8_t* row, int64_t k, const float* x, int n_tokens, int lane,
+                                        float* acc) {
   if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
-    matvec_float_kernel<T, NT><<<grid, kWarps * 32, 0, stream>>>(w, row_bytes, rows, k, x, n_tokens, bias, y);
+    row_dot_float<T, NT>(row, k, x, n_tokens, lane, acc);
   } else if constexpr (T == TensorType::Q8_0) {
-    matvec_q8_0_kernel<NT><<<grid, kWarps * 32, 0, stream>>>(w, row_bytes, rows, k, x, n_tokens, bias, y);
+    row_dot_q8_0<NT>(row, k, x, n_tokens, lane, acc);
   } else {
-    matvec_chunk_kernel<T, NT><<<grid, kWarps * 32, 0, stream>>>(w, row_bytes, rows, k, x, n_tokens, bias, y);
+    row_dot_chunks<T, NT>(row, k, x, n_tokens, lane, acc);
   }
 }
 
+// What a launch computes (MatvecJob, with device pointers): a warp per row of the parts' rows taken one after
+// the other, or per row index of the gate and up parts together (swiglu).
+struct Launch {
+  const uint8_t* w[kMaxMatvecParts];
+  int64_t rows[kMaxMatvecParts];
+  const float* bias[kMaxMatvecParts];
+  float* y[kMaxMatvecParts];
+  int n_parts;
+  size_t row_bytes;
+  int64_t k;
+  const float* x;
+  int n_tokens;
+  bool accumulate, swiglu;
+};
+
+// a[p] of a kernel parameter's array, selected without indexing it at run time (which copies it to the stack).
+template <class V>
+__device__ __forceinline__ V pick(const V (&a)[kMaxMatvecParts], int p) {
+  static_assert(kMaxMatvecParts == 3, "one choice per part");
+  return p == 0 ? a[0] : p == 1 ? a[1] : a[2];
+}
+
+template <TensorType T, int NT>
+__global__ void __launch_bounds__(kWarps * 32) matvec_kernel(Launch j) {
+  const int lane = threadIdx.x % 32;
+  int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
+  if (j.swiglu) {
+    const int64_t rows = j.rows[0];
+    if (r >= rows) return;  // the whole warp leaves together
+    float g[NT], u[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) g[t] = u[t] = 0.0f;
+    row_dot<T, NT>(j.w[0] + r * j.row_bytes, j.k, j.x, j.n_tokens, lane, g);
+    row_dot<T, NT>(j.w[1] + r * j.row_bytes, j.k, j.x, j.n_tokens, lane, u);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float gs = warp_sum(g[t]), us = warp_sum(u[t]);
+      if (lane == 0 && (NT == 1 || t < j.n_tokens)) {
+        if (j.bias[0]) gs += j.bias[0][r];
+        if (j.bias[1]) us += j.bias[1][r];
+        j.y[0][t * rows + r] = swiglu_value(gs, us);
+      }
+    }
+    return;
+  }
+  int p = 0;
+  if (j.n_parts > 1 && r >= j.rows[0]) r -= j.rows[0], p = 1;
+  if (j.n_parts > 2 && p == 1 && r >= j.rows[1]) r -= j.rows[1], p = 2;
+  const int64_t rows = pick(j.rows, p);
+  if (r >= rows) return;
+  const float* bias = pick(j.bias, p);
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+  row_dot<T, NT>(pick(j.w, p) + r * j.row_bytes, j.k, j.x, j.n_tokens, lane, acc);
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    float s = warp_sum(acc[t]);
+    if (lane == 0 && (NT == 1 || t < j.n_tokens)) {
+      if (bias) s += bias[r];
+      float* out = pick(j.y, p) + t * rows + r;
+      *out = j.accumulate ? *out + s : s;
+    }
+  }
+}
+
+// Launches the kernel for weights of type T: a warp per row (per row index with swiglu).
 template <TensorType T>
-void launch(const void* w, size_t row_bytes, int64_t rows, int64_t k, const float* x, int n_tokens,
-            const float* bias, float* y, cudaStream_t stream) {
-  const unsigned grid = (unsigned)((rows + kWarps - 1) / kWarps);
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  if (n_tokens == 1) {
-    launch<T, 1>(grid, wb, row_bytes, rows, k, x, 1, bias, y, stream);
+void launch(const Launch& j, cudaStream_t stream) {
+  int64_t warps = j.rows[0];
+  if (!j.swiglu) {
+    for (int p = 1; p < j.n_parts; ++p) warps += j.rows[p];
+  }
+  const unsigned grid = (unsigned)((warps + kWarps - 1) / kWarps);
+  if (j.n_tokens == 1) {
+    matvec_kernel<T, 1><<<grid, kWarps * 32, 0, stream>>>(j);
   } else {
-    launch<T, kMaxTokens>(grid, wb, row_bytes, rows, k, x, n_tokens, bias, y, stream);
+    matvec_kernel<T, kMaxTokens><<<grid, kWarps * 32, 0, stream>>>(j);
   }
 }
 
 }  // namespace
 
-bool matvec(TensorType type, const void* w, size_t row_bytes, int64_t rows, int64_t k, const float* x,
-            int64_t n_tokens, const float* bias, float* y, cudaStream_t stream) {
-  if (k % kChunk != 0) return false;
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
-    const int nt = (int)(n_tokens - t0 < kMaxTokens ? n_tokens - t0 : kMaxTokens);
-    const float* xt = x + t0 * k;
-    float* yt = y + t0 * rows;
-    switch (type) {
-      case TensorType::F32: launch<TensorType::F32>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
-      case TensorType::F16: launch<TensorType::F16>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
-      case TensorType::BF16: launch<TensorType::BF16>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
-      case TensorType::Q8_0: launch<TensorType::Q8_0>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
-      case TensorType::Q4_0: launch<TensorType::Q4_0>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
-      case TensorType::Q4_K: launch<TensorType::Q4_K>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
-      case TensorType::Q5_K: launch<TensorType::Q5_K>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
-      case TensorType::Q6_K: launch<TensorType::Q6_K>(w, row_bytes, rows, k, xt, nt, bias, yt, stream); break;
+bool matvec(const MatvecJob& job, cudaStream_t stream) {
+  if (job.k % kChunk != 0 || job.n_parts < 1 || job.n_parts > kMaxMatvecParts || (job.swiglu && job.n_parts != 2)) {
+    return false;
+  }
+  for (int64_t t0 = 0; t0 < job.n_tokens; t0 += kMaxTokens) {
+    Launch j{};
+    j.n_parts = job.n_parts;
+    j.row_bytes = job.row_bytes;
+    j.k = job.k;
+    j.x = job.x + t0 * job.k;
+    j.n_tokens = (int)(job.n_tokens - t0 < kMaxTokens ? job.n_tokens - t0 : kMaxTokens);
+    j.accumulate = job.accumulate;
+    j.swiglu = job.swiglu;
+    for (int p = 0; p < job.n_parts; ++p) {
+      j.w[p] = static_cast<const uint8_t*>(job.parts[p].w);
+      j.rows[p] = job.parts[p].rows;
+      j.bias[p] = job.parts[p].bias;
+      j.y[p] = job.parts[p].y + t0 * job.parts[p].rows;
+    }
+    switch (job.type) {
+      case TensorType::F32: launch<TensorType::F32>(j, stream); break;
+      case TensorType::F16: launch<TensorType::F16>(j, stream); break;
+      case TensorType::BF16: launch<TensorType::BF16>(j, stream); break;
+      case TensorType::Q8_0: launch<TensorType::Q8_0>(j, stream); break;
+      case TensorType::Q4_0: launch<TensorType::Q4_0>(j, stream); break;
+      case TensorType::Q4_K: launch<TensorType::Q4_K>(j, stream); break;
+      case TensorType::Q5_K: launch<TensorType::Q5_K>(j, stream); break;
+      case TensorType::Q6_K: launch<TensorType::Q6_K>(j, stream); break;
       default: return false;
     }
   }
   return true;
+}
+
+bool matvec(TensorType type, const void* w, size_t row_bytes, int64_t rows, int64_t k, const float* x,
+            int64_t n_tokens, const float* bias, float* y, cudaStream_t stream) {
+  MatvecJob job;
+  job.type = type;
+  job.row_bytes = row_bytes;
+  job.k = k;
+  job.x = x;
+  job.n_tokens = n_tokens;
+  job.parts[0] = {w, rows, bias, y};
+  job.n_parts = 1;
+  return matvec(job, stream);
 }
 
 }  // namespace pginfer::cuda

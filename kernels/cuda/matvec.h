@@ -19,4 +19,35 @@ namespace pginfer::cuda {
 bool matvec(TensorType type, const void* w, size_t row_bytes, int64_t rows, int64_t k, const float* x,
             int64_t n_tokens, const float* bias, float* y, cudaStream_t stream);
 
+// Most matrices of one launch.
+constexpr int kMaxMatvecParts = 3;
+
+// One matrix of a launch: `rows` rows of w (device), their products going to y (n_tokens rows of `rows` floats),
+// plus bias[r] when bias is not null.
+struct MatvecPart {
+  const void* w = nullptr;
+  int64_t rows = 0;
+  const float* bias = nullptr;
+  float* y = nullptr;
+};
+
+// Products of up to kMaxMatvecParts matrices of one type and row length with the same activations x, in one launch
+// (decoding's q, k and v). With `accumulate` each result is added to what y holds (y + (dot + bias), as an add
+// after the product gives). With `swiglu`, two parts of equal rows, gate and up: parts[0].y receives
+// swiglu_value(gate row . x, up row . x) (kernels/common/elementwise.h) and parts[1].y is not written.
+struct MatvecJob {
+  TensorType type = TensorType::F32;
+  size_t row_bytes = 0;
+  int64_t k = 0;
+  const float* x = nullptr;
+  int64_t n_tokens = 0;
+  MatvecPart parts[kMaxMatvecParts];
+  int n_parts = 0;
+  bool accumulate = false;
+  bool swiglu = false;
+};
+
+// Runs a job as matvec() above runs one matrix; false for an unsupported type or job.
+bool matvec(const MatvecJob& job, cudaStream_t stream);
+
 }  // namespace pginfer::cuda

@@ -135,6 +135,80 @@ TEST_F(CudaOps, MatmulEveryTypeAndPath) {
   }
 }
 
+// The fused products of a layer (Backend::matmuls for q, k and v with their biases, matmul_add into the residual,
+// matmul_swiglu for gate and up): with few tokens one matrix-vector launch each on the GPU, which must give to the
+// bit what the separate GPU operations give (the same kernels' sums), and what the CPU's separate operations give
+// (as MatmulEveryTypeAndPath). With 16 tokens they fall back to the separate operations.
+TEST_F(CudaOps, FusedProductsEqualSeparateOnes) {
+  for (TensorType type : kTypes) {
+    Pair p = open("tiny-qwen2", type);  // biases on q, k and v
+    const LayerWeights& L = p.model->layers()[0];
+    const int64_t k = L.wq->ne[0];
+    for (int64_t n : {1, 5, 16}) {
+      const std::string what = std::string(type_name(type)) + " n=" + std::to_string(n);
+      const double bound = n >= 8 && type != TensorType::F32 && type != TensorType::F16 && type != TensorType::BF16
+                               ? 1e-6
+                               : 1e-10;
+      const std::vector<float> x = random_row(n * k, 300 + n);
+      auto xb = upload(*p.gpu, x);
+      // Outputs of rows x n floats on the GPU, the same on the CPU; a residual to add to.
+      auto gpu_out = [&](const GgufTensor& w) {
+        std::unique_ptr<ActivationBuffer> b;
+        EXPECT_TRUE(p.gpu->alloc(n * w.ne[1], &b).ok());
+        return b;
+      };
+      // q, k, v.
+      const GgufTensor* ws[] = {L.wq, L.wk, L.wv};
+      const GgufTensor* bs[] = {L.bq, L.bk, L.bv};
+      std::vector<std::unique_ptr<ActivationBuffer>> fused, separate;
+      std::vector<Product> products;
+      for (int i = 0; i < 3; ++i) {
+        fused.push_back(gpu_out(*ws[i]));
+        separate.push_back(gpu_out(*ws[i]));
+        products.push_back({ws[i], bs[i], fused.back()->data()});
+        p.gpu->matmul(*ws[i], bs[i], xb->data(), n, separate.back()->data());
+      }
+      p.gpu->matmuls(products, xb->data(), n);
+      for (int i = 0; i < 3; ++i) {
+        const int64_t m = n * ws[i]->ne[1];
+        std::vector<float> want(m);
+        p.cpu->matmul(*ws[i], bs[i], x.data(), n, want.data());
+        const std::vector<float> got = download(*p.gpu, fused[i]->data(), m);
+        EXPECT_EQ(got, download(*p.gpu, separate[i]->data(), m)) << what << " " << ws[i]->name;
+        EXPECT_LT(nmse(got, want), bound) << what << " " << ws[i]->name;
+      }
+      // Residual: y += wo x.
+      const GgufTensor& wo = *L.wo;
+      const std::vector<float> residual = random_row(n * wo.ne[1], 400 + n);
+      auto y_fused = upload(*p.gpu, residual), y_separate = upload(*p.gpu, residual);
+      auto tmp = gpu_out(wo);
+      p.gpu->matmul_add(wo, L.bo, xb->data(), n, tmp->data(), y_fused->data());
+      p.gpu->matmul(wo, L.bo, xb->data(), n, tmp->data());
+      p.gpu->add(y_separate->data(), tmp->data(), n * wo.ne[1], y_separate->data());
+      std::vector<float> y_cpu = residual, tmp_cpu(n * wo.ne[1]);
+      p.cpu->matmul_add(wo, L.bo, x.data(), n, tmp_cpu.data(), y_cpu.data());
+      const std::vector<float> got_add = download(*p.gpu, y_fused->data(), n * wo.ne[1]);
+      EXPECT_EQ(got_add, download(*p.gpu, y_separate->data(), n * wo.ne[1])) << what << " matmul_add";
+      EXPECT_LT(nmse(got_add, y_cpu), bound) << what << " matmul_add";
+      // Feed-forward: swiglu(gate x, up x).
+      const int64_t m = n * L.ffn_gate->ne[1];
+      auto g_fused = gpu_out(*L.ffn_gate), u_fused = gpu_out(*L.ffn_up);
+      auto g_separate = gpu_out(*L.ffn_gate), u_separate = gpu_out(*L.ffn_up);
+      p.gpu->matmul_swiglu(*L.ffn_gate, *L.ffn_up, xb->data(), n, g_fused->data(), u_fused->data());
+      p.gpu->matmul(*L.ffn_gate, nullptr, xb->data(), n, g_separate->data());
+      p.gpu->matmul(*L.ffn_up, nullptr, xb->data(), n, u_separate->data());
+      p.gpu->swiglu(g_separate->data(), u_separate->data(), m, g_separate->data());
+      std::vector<float> g_cpu(m), u_cpu(m);
+      p.cpu->matmul_swiglu(*L.ffn_gate, *L.ffn_up, x.data(), n, g_cpu.data(), u_cpu.data());
+      const std::vector<float> got_ffn = download(*p.gpu, g_fused->data(), m);
+      EXPECT_EQ(got_ffn, download(*p.gpu, g_separate->data(), m)) << what << " matmul_swiglu";
+      EXPECT_LT(nmse(got_ffn, g_cpu), bound * 10) << what << " matmul_swiglu";
+      report("fused products tiny-qwen2 " + what, nmse(got_ffn, g_cpu));
+    }
+    EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
+  }
+}
+
 TEST_F(CudaOps, RopeBothStylesAndFactors) {
   for (const char* shape : {"tiny", "tiny-qwen2", "tiny-llama3"}) {
     Pair p = open(shape, TensorType::F32);
