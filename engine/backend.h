@@ -158,6 +158,9 @@ class Backend {
   virtual bool group_logit_rows(TensorType type) const {
     return !(type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16);
   }
+  // Most tokens of one sequence a Session evaluates in one forward pass: 512 by default (llama.cpp's micro-batch);
+  // a GPU's products fill the device only with more rows.
+  virtual int64_t pass_tokens() const { return 512; }
   // Bytes of device memory free now, for sizing a KV pool; -1 for a backend computing in host memory.
   virtual int64_t free_device_memory() { return -1; }
   // The first failure of an operation that has no error path of its own (a device error, scratch memory

@@ -47,6 +47,7 @@ class ProfilingBackend : public Backend {
   }
   bool group_logit_rows(TensorType type) const override { return inner_.group_logit_rows(type); }
   int64_t free_device_memory() override { return inner_.free_device_memory(); }
+  int64_t pass_tokens() const override { return inner_.pass_tokens(); }
   Status health() const override { return inner_.health(); }
 
   void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override;
