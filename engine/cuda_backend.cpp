@@ -472,105 +472,32 @@ class CudaBackend : public Backend {
   }
 
   void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* y) override {
-    if (!begin_op(kOpMatmul, n_tokens) || replaying()) return;
-    const int64_t k = w.ne[0], rows = w.ne[1];
-    const size_t stride = row_bytes(w.type, k);
-    const void* wd = weight(w).data;
-    const float* bd = bias ? weight(*bias).floats : nullptr;
-    x = rounded_activations(w, x, n_tokens);
-    if (x == nullptr) return;
-    if (n_tokens < kGemmMinTokens) {
-      cuda::MatvecJob job = matvec_job(w, x, n_tokens);
-      job.parts[0] = {wd, rows, bd, y};
-      job.n_parts = 1;
-      run_matvec(job);
-      return;
-    }
-    cudaDataType_t operand;
-    const void* a = wd;
-    const void* b = x;
-    if (w.type == TensorType::F32) {
-      operand = CUDA_R_32F;
-    } else if (w.type == TensorType::BF16) {
-      operand = CUDA_R_16BF;
-      uint16_t* xb = static_cast<uint16_t*>(scratch(&act16_, (size_t)n_tokens * k * 2));
-      if (!xb) return;
-      cuda::convert_f32_to_bf16(x, n_tokens * k, xb, stream_);
-      b = xb;
-    } else {
-      operand = CUDA_R_16F;
-      if (w.type != TensorType::F16) {
-        a = weight(w).f16;
-        if (a == nullptr) {
-          uint16_t* wh = static_cast<uint16_t*>(scratch(&weight16_, (size_t)rows * k * 2));
-          if (!wh) return;
-          if (!cuda::dequantize_to_f16(w.type, wd, stride, rows, k, wh, stream_)) {
-            fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
-            return;
-          }
-          a = wh;
-        }
-      }
-      uint16_t* xh = static_cast<uint16_t*>(scratch(&act16_, (size_t)n_tokens * k * 2));
-      if (!xh) return;
-      cuda::convert_f32_to_f16(x, n_tokens * k, xh, stream_);
-      b = xh;
-    }
-    check_launch("gemm operands");
-    const cublasStatus_t st = cuda::gemm_rows(cublas_, operand, a, b, rows, n_tokens, k, y);
-    if (st != CUBLAS_STATUS_SUCCESS) fail("cublasGemmEx failed with status " + std::to_string((int)st), StatusCode::DeviceLost);
-    if (bd) cuda::add_bias(y, bd, n_tokens, rows, stream_);
-    check_launch("gemm");
+    const Product one[] = {{&w, bias, y}};
+    products(kOpMatmul, one, x, n_tokens, Fusion::kNone, nullptr);
   }
 
-  void matmuls(std::span<const Product> products, const float* x, int64_t n_tokens) override {
-    if (!one_launch(products, n_tokens)) {
-      Backend::matmuls(products, x, n_tokens);
+  void matmuls(std::span<const Product> list, const float* x, int64_t n_tokens) override {
+    if (!same_input_type(list) || list.size() > (size_t)cuda::kMaxMatvecParts) {
+      Backend::matmuls(list, x, n_tokens);
       return;
     }
-    if (!begin_op(kOpMatmuls, n_tokens, (int64_t)products.size()) || replaying()) return;
-    x = rounded_activations(*products[0].w, x, n_tokens);
-    if (x == nullptr) return;
-    cuda::MatvecJob job = matvec_job(*products[0].w, x, n_tokens);
-    for (const Product& p : products) {
-      job.parts[job.n_parts++] = {weight(*p.w).data, p.w->ne[1], p.bias ? weight(*p.bias).floats : nullptr, p.y};
-    }
-    run_matvec(job);
+    products(kOpMatmuls, list, x, n_tokens, Fusion::kNone, nullptr);
   }
 
-  void matmul_add(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* scratch,
+  void matmul_add(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* temp,
                   float* y) override {
     const Product one[] = {{&w, bias, y}};
-    if (!one_launch(one, n_tokens)) {
-      Backend::matmul_add(w, bias, x, n_tokens, scratch, y);
-      return;
-    }
-    if (!begin_op(kOpMatmulAdd, n_tokens) || replaying()) return;
-    x = rounded_activations(w, x, n_tokens);
-    if (x == nullptr) return;
-    cuda::MatvecJob job = matvec_job(w, x, n_tokens);
-    job.parts[0] = {weight(w).data, w.ne[1], bias ? weight(*bias).floats : nullptr, y};
-    job.n_parts = 1;
-    job.accumulate = true;
-    run_matvec(job);
+    products(kOpMatmulAdd, one, x, n_tokens, Fusion::kAdd, temp);
   }
 
   void matmul_swiglu(const GgufTensor& gate, const GgufTensor& up, const float* x, int64_t n_tokens, float* gate_out,
                      float* up_out) override {
     const Product both[] = {{&gate, nullptr, gate_out}, {&up, nullptr, up_out}};
-    if (!one_launch(both, n_tokens) || gate.ne[1] != up.ne[1]) {
+    if (!same_input_type(both) || gate.ne[1] != up.ne[1]) {
       Backend::matmul_swiglu(gate, up, x, n_tokens, gate_out, up_out);
       return;
     }
-    if (!begin_op(kOpMatmulSwiglu, n_tokens) || replaying()) return;
-    x = rounded_activations(gate, x, n_tokens);
-    if (x == nullptr) return;
-    cuda::MatvecJob job = matvec_job(gate, x, n_tokens);
-    job.parts[0] = {weight(gate).data, gate.ne[1], nullptr, gate_out};
-    job.parts[1] = {weight(up).data, up.ne[1], nullptr, up_out};
-    job.n_parts = 2;
-    job.swiglu = true;
-    run_matvec(job);
+    products(kOpMatmulSwiglu, both, x, n_tokens, Fusion::kSwiglu, nullptr);
   }
 
   void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
@@ -742,16 +669,6 @@ class CudaBackend : public Backend {
     kOpAdd
   };
 
-  // Whether products go through one matrix-vector launch (cuda::MatvecJob): few tokens, at most kMaxMatvecParts
-  // matrices of one type and row length.
-  static bool one_launch(std::span<const Product> products, int64_t n_tokens) {
-    if (n_tokens >= kGemmMinTokens || products.empty() || products.size() > (size_t)cuda::kMaxMatvecParts) return false;
-    for (const Product& p : products) {
-      if (p.w->type != products[0].w->type || p.w->ne[0] != products[0].w->ne[0]) return false;
-    }
-    return true;
-  }
-
   // x as the CPU's products with weights `w` see it: rounded to Q8_0 or Q8_K values for quantized weights (into
   // scratch memory), so that the backends compute the same sums and differ only in their order; as is otherwise
   // (F16 and BF16 roundings happen on the way: in the matrix-vector kernel, or in the conversion to the cuBLAS
@@ -765,22 +682,107 @@ class CudaBackend : public Backend {
     return xr;
   }
 
-  // A matrix-vector job over weights of w's type and row length, without parts.
-  static cuda::MatvecJob matvec_job(const GgufTensor& w, const float* x, int64_t n_tokens) {
-    cuda::MatvecJob job;
-    job.type = w.type;
-    job.k = w.ne[0];
-    job.row_bytes = row_bytes(w.type, w.ne[0]);
-    job.x = x;
-    job.n_tokens = n_tokens;
-    return job;
+  // What a product operation does with its results besides storing them (products()).
+  enum class Fusion {
+    kNone,    // y = w x (+ bias), for each product
+    kAdd,     // one product, added to y (matmul_add)
+    kSwiglu,  // gate and up: gate's y = swiglu(gate x, up x) (matmul_swiglu)
+  };
+
+  // Whether products read their input alike: weights of one type and row length.
+  static bool same_input_type(std::span<const Product> list) {
+    for (const Product& p : list) {
+      if (p.w->type != list[0].w->type || p.w->ne[0] != list[0].w->ne[0]) return false;
+    }
+    return !list.empty();
   }
 
-  void run_matvec(const cuda::MatvecJob& job) {
-    if (!cuda::matvec(job, stream_)) {
-      fail(std::string("products with weights of type ") + type_name(job.type) + " are not supported");
+  // Products of the same input (same_input_type; at most kMaxMatvecParts of them), fused as `fusion` says. The
+  // activations are rounded once for all (rounded_activations). Few tokens: one matrix-vector launch. More: one
+  // cuBLAS product each, the activations converted once to the operand type; a sum into y is cuBLAS's beta = 1
+  // (without bias; with one, the product goes to `temp`, then the bias and the add), and swiglu a kernel after.
+  void products(OpKind kind, std::span<const Product> list, const float* x, int64_t n_tokens, Fusion fusion,
+                float* temp) {
+    if (!begin_op(kind, n_tokens, (int64_t)list.size()) || replaying()) return;
+    const GgufTensor& w0 = *list[0].w;
+    x = rounded_activations(w0, x, n_tokens);
+    if (x == nullptr) return;
+    if (n_tokens < kGemmMinTokens) {
+      cuda::MatvecJob job;
+      job.type = w0.type;
+      job.k = w0.ne[0];
+      job.row_bytes = row_bytes(w0.type, w0.ne[0]);
+      job.x = x;
+      job.n_tokens = n_tokens;
+      for (const Product& p : list) {
+        job.parts[job.n_parts++] = {weight(*p.w).data, p.w->ne[1], p.bias ? weight(*p.bias).floats : nullptr, p.y};
+      }
+      job.accumulate = fusion == Fusion::kAdd;
+      job.swiglu = fusion == Fusion::kSwiglu;
+      if (!cuda::matvec(job, stream_)) {
+        fail(std::string("products with weights of type ") + type_name(w0.type) + " are not supported");
+      }
+      check_launch("matvec");
+      return;
     }
-    check_launch("matvec");
+    const void* xg = gemm_activations(w0, x, n_tokens);
+    if (xg == nullptr) return;
+    for (const Product& p : list) {
+      const int64_t rows = p.w->ne[1];
+      const bool add_in_gemm = fusion == Fusion::kAdd && p.bias == nullptr;
+      float* out = fusion == Fusion::kAdd && !add_in_gemm ? temp : p.y;
+      if (!gemm(*p.w, xg, n_tokens, out, add_in_gemm)) return;
+      if (p.bias) cuda::add_bias(out, weight(*p.bias).floats, n_tokens, rows, stream_);
+      if (out == temp) cuda::add(p.y, temp, n_tokens * rows, p.y, stream_);
+    }
+    if (fusion == Fusion::kSwiglu) cuda::swiglu(list[0].y, list[1].y, n_tokens * w0.ne[1], list[0].y, stream_);
+    check_launch("gemm");
+  }
+
+  // x (n_tokens rows, already rounded for quantized weights) as the cuBLAS operand for weights like w: as is for
+  // F32, converted to BF16 or F16 (round to nearest even) into scratch otherwise; null after a failure.
+  const void* gemm_activations(const GgufTensor& w, const float* x, int64_t n_tokens) {
+    if (w.type == TensorType::F32) return x;
+    const int64_t n = n_tokens * w.ne[0];
+    uint16_t* out = static_cast<uint16_t*>(scratch(&act16_, (size_t)n * 2));
+    if (out == nullptr) return nullptr;
+    if (w.type == TensorType::BF16) {
+      cuda::convert_f32_to_bf16(x, n, out, stream_);
+    } else {
+      cuda::convert_f32_to_f16(x, n, out, stream_);
+    }
+    return out;
+  }
+
+  // y = w x (y += w x with `accumulate`) through cuBLAS, x given by gemm_activations(w, ...); quantized weights as
+  // their F16 copy, or dequantized into scratch. False, the backend failed, on an error.
+  bool gemm(const GgufTensor& w, const void* x, int64_t n_tokens, float* y, bool accumulate) {
+    const int64_t k = w.ne[0], rows = w.ne[1];
+    const void* a = weight(w).data;
+    cudaDataType_t operand = CUDA_R_16F;
+    if (w.type == TensorType::F32) {
+      operand = CUDA_R_32F;
+    } else if (w.type == TensorType::BF16) {
+      operand = CUDA_R_16BF;
+    } else if (w.type != TensorType::F16) {
+      a = weight(w).f16;
+      if (a == nullptr) {
+        uint16_t* wh = static_cast<uint16_t*>(scratch(&weight16_, (size_t)rows * k * 2));
+        if (wh == nullptr) return false;
+        if (!cuda::dequantize_to_f16(w.type, weight(w).data, row_bytes(w.type, k), rows, k, wh, stream_)) {
+          fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
+          return false;
+        }
+        a = wh;
+      }
+    }
+    check_launch("gemm operands");
+    const cublasStatus_t st = cuda::gemm_rows(cublas_, operand, a, x, rows, n_tokens, k, y, accumulate);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      fail("cublasGemmEx failed with status " + std::to_string((int)st), StatusCode::DeviceLost);
+      return false;
+    }
+    return true;
   }
 
   // The key of a pass's recordings: owner, key bound, then per chunk its cache's serial and tokens, then the logit

@@ -12,14 +12,17 @@
 // Memory: weights are copied to device memory once in prepare(); activations and the F16 KV caches live on
 // the device: a contiguous one per Session, and the paged pool of the serving loop (create_kv_pool), whose
 // block tables are copied to the device with each attention call; free_device_memory() sizes that pool.
-// Products of one to seven tokens run dequantizing matrix-vector kernels; larger ones multiply F16 operands with
-// cublasGemmEx (float accumulation): quantized matrices are dequantized to F16 once, in prepare(), when these
-// copies take at most a quarter of the memory free after the weights, and at each product otherwise. Activations are first rounded as the CPU
-// backend's products see them (to Q8_0/Q8_K values for quantized weights, F16/BF16 for those weights;
-// kernels/common/round_activations.h), so both backends compute the same sums.
+// Products of one to seven tokens run dequantizing matrix-vector kernels, several products of the same input in
+// one launch (q, k, v; gate and up with their swiglu; a product added to the residual: Backend::matmuls,
+// matmul_swiglu, matmul_add). Larger ones multiply F16 operands with cublasGemmEx (float accumulation): quantized
+// matrices are dequantized to F16 once, in prepare(), when these copies take at most a quarter of the memory free
+// after the weights, and at each product otherwise. Activations are first rounded as the CPU backend's products
+// see them (to Q8_0/Q8_K values for quantized weights, F16/BF16 for those weights;
+// kernels/common/round_activations.h), so both backends compute the same sums. Attention: attention.h (decoding)
+// and attention_tiled.h (prompt chunks).
 //
 // CUDA graphs: a forward pass announced by Backend::begin_pass is identified by its shape (the executor, each
-// chunk's cache and token count, the rows of logits, the bound of its attention keys, cuda::attention_key_bound). The
+// chunk's cache and token count, the rows of logits, the bound of its attention keys: cuda::attention_key_bound). The
 // second pass of a shape is captured into a CUDA graph; later ones replay it: their operations launch nothing,
 // they only stage their uploads (ids, positions, block tables) in the page-locked memory the graph's copies read,
 // and end_pass launches the graph. A replay checks each operation against the recording and gives up (the

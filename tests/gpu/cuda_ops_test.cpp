@@ -138,7 +138,7 @@ TEST_F(CudaOps, MatmulEveryTypeAndPath) {
 // The fused products of a layer (Backend::matmuls for q, k and v with their biases, matmul_add into the residual,
 // matmul_swiglu for gate and up): with few tokens one matrix-vector launch each on the GPU, which must give to the
 // bit what the separate GPU operations give (the same kernels' sums), and what the CPU's separate operations give
-// (as MatmulEveryTypeAndPath). With 16 tokens they fall back to the separate operations.
+// (as MatmulEveryTypeAndPath). With 16 tokens, cuBLAS products of activations converted once.
 TEST_F(CudaOps, FusedProductsEqualSeparateOnes) {
   for (TensorType type : kTypes) {
     Pair p = open("tiny-qwen2", type);  // biases on q, k and v
@@ -188,7 +188,13 @@ TEST_F(CudaOps, FusedProductsEqualSeparateOnes) {
       std::vector<float> y_cpu = residual, tmp_cpu(n * wo.ne[1]);
       p.cpu->matmul_add(wo, L.bo, x.data(), n, tmp_cpu.data(), y_cpu.data());
       const std::vector<float> got_add = download(*p.gpu, y_fused->data(), n * wo.ne[1]);
-      EXPECT_EQ(got_add, download(*p.gpu, y_separate->data(), n * wo.ne[1])) << what << " matmul_add";
+      // With 16 tokens the sum is cuBLAS's beta = 1, whose kernel may sum in another order than beta = 0's.
+      const std::vector<float> separate_add = download(*p.gpu, y_separate->data(), n * wo.ne[1]);
+      if (n < 8) {
+        EXPECT_EQ(got_add, separate_add) << what << " matmul_add";
+      } else {
+        EXPECT_LT(nmse(got_add, separate_add), 1e-12) << what << " matmul_add";
+      }
       EXPECT_LT(nmse(got_add, y_cpu), bound) << what << " matmul_add";
       // Feed-forward: swiglu(gate x, up x).
       const int64_t m = n * L.ffn_gate->ne[1];

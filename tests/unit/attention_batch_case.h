@@ -71,7 +71,8 @@ inline std::vector<float> run_attention_batch_case(Backend& backend, const Atten
   history(decode_a, 40, 100);
   history(decode_d, 130, 200);
   // The step.
-  const std::vector<AttentionChunk> chunks = {{&decode_a, 1}, {&prompt_b, prompt_tokens}, {&shared_c, 7}, {&decode_d, 1}};
+  const std::vector<AttentionChunk> chunks = {
+      {&decode_a, 1}, {&prompt_b, prompt_tokens}, {&shared_c, 7}, {&decode_d, 1}};
   std::vector<int32_t> pos;
   for (const std::vector<int32_t>& p :
        {positions(40, 1), positions(0, prompt_tokens), positions(16, 7), positions(130, 1)}) {
