@@ -109,7 +109,7 @@ struct AttentionChunk {
 // with equal shapes issue the same operations on the same buffers, weights and caches, and differ only in the
 // token ids, positions and block tables they pass.
 struct PassShape {
-  const void* owner = nullptr;              // the executor issuing it (its buffers and its model's weights)
+  uint64_t owner = 0;                       // the executor issuing it (its buffers, its model's weights); never reused
   std::span<const AttentionChunk> chunks;   // every non-empty chunk, in order
   std::span<const int64_t> logit_tokens;    // the tokens (indices in the pass) whose logits it computes, in order
   int64_t max_kv = 0;                       // the largest position of the pass plus one
@@ -176,8 +176,6 @@ class Backend {
   // replayed: nothing of it ran, the backend runs operations as issued again, and the caller issues the pass's
   // operations once more.
   virtual bool end_pass() { return true; }
-  // Forgets the recordings of `owner`'s passes (an executor going away, whose buffers they name).
-  virtual void forget_passes(const void* owner) {}
   // What became of the passes announced so far.
   virtual PassCounts pass_counts() const { return {}; }
 

@@ -439,20 +439,6 @@ class CudaBackend : public Backend {
 
   PassCounts pass_counts() const override { return stats_; }
 
-  void forget_passes(const void* owner) override {
-    for (auto it = recordings_.begin(); it != recordings_.end();) {
-      if (it->first[0] == (int64_t)(intptr_t)owner) {
-        cudaEventSynchronize(it->second->done);
-        it = recordings_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (auto it = sightings_.begin(); it != sightings_.end();) {
-      it = it->first[0] == (int64_t)(intptr_t)owner ? sightings_.erase(it) : std::next(it);
-    }
-  }
-
   void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override {
     if (!begin_op(kOpEmbed, n_tokens)) return;
     const int32_t* dev_ids = upload_ints(ids, n_tokens, &ids_);
@@ -794,7 +780,7 @@ class CudaBackend : public Backend {
       if (PagedKvCache* paged = c.kv->as_paged()) block_size = paged->pool().block_size();
     }
     const int64_t bound = cuda::attention_key_bound(shape.max_kv, block_size);
-    key->push_back((int64_t)(intptr_t)shape.owner);
+    key->push_back((int64_t)shape.owner);
     key->push_back(bound);
     key->push_back((int64_t)shape.chunks.size());
     for (const AttentionChunk& c : shape.chunks) {

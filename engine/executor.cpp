@@ -2,6 +2,7 @@
 #include "engine/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -33,7 +34,17 @@ Status Executor::create(const Model& model, Backend& backend, int64_t max_tokens
   return Status::ok_status();
 }
 
-Executor::~Executor() { backend_.forget_passes(this); }
+namespace {
+
+// A number for each executor, never reused (backends key recordings of passes by it; an address may be).
+uint64_t next_executor_id() {
+  static std::atomic<uint64_t> last{0};
+  return ++last;
+}
+
+}  // namespace
+
+Executor::Executor(const Model& model, Backend& backend) : model_(model), backend_(backend), id_(next_executor_id()) {}
 
 Status Executor::forward(std::span<const SequenceChunk> chunks) {
   const ModelConfig& c = model_.config();
@@ -79,7 +90,7 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
   }
   // One group at most: the whole pass is announced to the backend, which may record and replay it.
   PassShape shape;
-  shape.owner = this;
+  shape.owner = id_;
   shape.chunks = attention_chunks_;
   shape.logit_tokens = logit_tokens_;
   shape.max_kv = (int64_t)*std::max_element(positions_.begin(), positions_.end()) + 1;

@@ -42,16 +42,13 @@ class Executor {
   // the pass.
   Status forward(std::span<const SequenceChunk> chunks);
 
-  // Forgets the backend's recordings of this executor's passes.
-  ~Executor();
-
   // Largest number of tokens in one pass.
   int64_t max_tokens() const { return max_tokens_; }
   // Floats of activation memory create() allocates on the backend for `model` and `max_tokens`.
   static int64_t activation_floats(const ModelConfig& c, int64_t max_tokens);
 
  private:
-  Executor(const Model& model, Backend& backend) : model_(model), backend_(backend) {}
+  Executor(const Model& model, Backend& backend);
 
   // Rows of logits computed by one product (quantized output weights; see forward()).
   static constexpr int64_t kLogitRows = 64;
@@ -71,6 +68,7 @@ class Executor {
 
   const Model& model_;
   Backend& backend_;
+  const uint64_t id_;  // PassShape::owner: a number no other executor of the process gets
   int64_t max_tokens_ = 0;
   int64_t logit_rows_ = 0;  // rows logits_ holds
   std::unique_ptr<ActivationBuffer> x_, xn_, q_, k_, v_, attn_, gate_, up_, logits_;

@@ -27,7 +27,7 @@ class DeferringBackend : public Backend {
 
   bool begin_pass(const PassShape& shape) override {
     EXPECT_FALSE(in_pass_) << "a pass announced inside another";
-    EXPECT_NE(shape.owner, nullptr);
+    EXPECT_NE(shape.owner, 0u);
     in_pass_ = true;
     ++passes;
     return true;
