@@ -5,7 +5,8 @@
 // (engine/batcher.h over the GPU's paged KV pool) against one sequence through the same loop.
 //
 //   bench_gpu --vocab-dir DIR [--models tinyllama-1.1b:F16,qwen2-0.5b:Q8_0] [--prompt 512] [--gen 64]
-//             [--peak-gbs 3350] [--work DIR]
+//             [--peak-gbs 3350] [--work DIR] [--graphs 1]
+// --graphs 0 measures everything without CUDA graphs (the decode lines then compare two such backends).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -89,7 +90,7 @@ double serving_rate(const Model& model, Backend& backend, int64_t n_seqs, int64_
 }
 
 int run_one(const std::string& shape, const std::string& type_str, const std::string& vocab_dir,
-            const std::string& work, int64_t n_prompt, int64_t n_gen, double peak_gbs) {
+            const std::string& work, int64_t n_prompt, int64_t n_gen, double peak_gbs, bool graphs) {
   TensorType type;
   if (!parse_type_name(type_str.c_str(), &type)) {
     std::fprintf(stderr, "unknown type %s\n", type_str.c_str());
@@ -115,7 +116,9 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
   Status st = Model::load(path, &model);
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
   std::unique_ptr<Backend> gpu;
-  st = make_cuda_backend({}, &gpu);
+  CudaBackendOptions options;
+  options.graphs = graphs;
+  st = make_cuda_backend(options, &gpu);
   if (!st.ok()) return std::fprintf(stderr, "no CUDA device: %s\n", st.message().c_str()), 1;
   double t0 = now_s();
   st = gpu->prepare(*model);
@@ -229,6 +232,7 @@ int main(int argc, char** argv) {
   std::string models = "tinyllama-1.1b:F16,qwen2-0.5b:Q8_0", vocab_dir, work;
   int64_t n_prompt = 512, n_gen = 64;
   double peak = 3350;
+  bool graphs = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--models") models = v;
@@ -237,6 +241,7 @@ int main(int argc, char** argv) {
     else if (a == "--prompt") n_prompt = std::atoll(v.c_str());
     else if (a == "--gen") n_gen = std::atoll(v.c_str());
     else if (a == "--peak-gbs") peak = std::atof(v.c_str());
+    else if (a == "--graphs") graphs = v != "0";
     else return std::fprintf(stderr, "unknown option %s\n", a.c_str()), 2;
   }
   if (vocab_dir.empty()) return std::fprintf(stderr, "missing --vocab-dir DIR (../shared/vocab)\n"), 2;
@@ -252,7 +257,7 @@ int main(int argc, char** argv) {
   while (std::getline(ss, item, ',')) {
     const size_t colon = item.find(':');
     if (colon == std::string::npos) return std::fprintf(stderr, "--models wants SHAPE:TYPE,...\n"), 2;
-    rc |= run_one(item.substr(0, colon), item.substr(colon + 1), vocab_dir, work, n_prompt, n_gen, peak);
+    rc |= run_one(item.substr(0, colon), item.substr(colon + 1), vocab_dir, work, n_prompt, n_gen, peak, graphs);
   }
   return rc;
 }
