@@ -105,9 +105,12 @@ TEST(CudaGraphs, ReplayedDecodingGivesTheLogitsOfLaunchedKernels) {
   std::string why;
   launches = testing::cuda_backend_or_null(&why, testing::without_graphs());
   ASSERT_NE(launches, nullptr) << why;
+  // The models stay loaded: a backend knows a prepared model by its tensors' addresses, which a later one could reuse.
+  std::vector<std::unique_ptr<Model>> models;
   for (const auto& [shape, type] : {std::pair{"tiny", TensorType::F16}, std::pair{"tiny-qwen2", TensorType::Q8_0},
                                     std::pair{"tiny-llama3", TensorType::Q4_K}}) {
-    std::unique_ptr<Model> model;
+    models.emplace_back();
+    std::unique_ptr<Model>& model = models.back();
     ASSERT_TRUE(Model::load(synthetic_model(shape, type), &model).ok());
     ASSERT_TRUE(graphs->prepare(*model).ok());
     ASSERT_TRUE(launches->prepare(*model).ok());

@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/executor.h"
+#include "engine/forwarding_backend.h"
 #include "engine/model.h"
 #include "engine/session.h"
 #include "test_models.h"
@@ -19,9 +20,9 @@ namespace {
 
 // Forwards to the CPU backend; the operations of an announced pass are queued and, at end_pass, run
 // (refuse = false) or dropped (refuse = true, end_pass false). A read or write inside a pass is counted.
-class DeferringBackend : public Backend {
+class DeferringBackend : public ForwardingBackend {
  public:
-  DeferringBackend(Backend& inner, bool refuse) : inner_(inner), refuse_(refuse) {}
+  DeferringBackend(Backend& inner, bool refuse) : ForwardingBackend(inner), refuse_(refuse) {}
 
   int passes = 0, refused = 0, ops_in_passes = 0, io_in_pass = 0;
 
@@ -46,55 +47,42 @@ class DeferringBackend : public Backend {
     return true;
   }
 
-  const char* name() const override { return inner_.name(); }
-  Status prepare(const Model& model) override { return inner_.prepare(model); }
-  Status alloc(int64_t n, std::unique_ptr<ActivationBuffer>* out) override { return inner_.alloc(n, out); }
-  Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim, std::unique_ptr<KvCache>* out) override {
-    return inner_.create_kv_cache(n_layer, capacity, kv_dim, out);
-  }
-  Status create_kv_pool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim,
-                        std::unique_ptr<KvPool>* out) override {
-    return inner_.create_kv_pool(n_layer, n_blocks, block_size, kv_dim, out);
-  }
-  bool group_logit_rows(TensorType type) const override { return inner_.group_logit_rows(type); }
-  Status health() const override { return inner_.health(); }
-
   void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override {
-    issue([=, this] { inner_.embed(table, ids, n_tokens, out); });
+    issue([=, this] { inner().embed(table, ids, n_tokens, out); });
   }
   void rms_norm(const float* x, const GgufTensor& w, float eps, int64_t n_tokens, int64_t dim, float* out) override {
-    issue([=, this, &w] { inner_.rms_norm(x, w, eps, n_tokens, dim, out); });
+    issue([=, this, &w] { inner().rms_norm(x, w, eps, n_tokens, dim, out); });
   }
   void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens, float* y) override {
-    issue([=, this, &w] { inner_.matmul(w, bias, x, n_tokens, y); });
+    issue([=, this, &w] { inner().matmul(w, bias, x, n_tokens, y); });
   }
   void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
             const RopeParams& p) override {
-    issue([=, this] { inner_.rope(x, pos, n_tokens, n_heads, head_dim, p); });
+    issue([=, this] { inner().rope(x, pos, n_tokens, n_heads, head_dim, p); });
   }
   void attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v, const int32_t* pos,
                  int64_t n_tokens, const AttentionParams& p, float* out) override {
-    issue([=, this, &cache] { inner_.attention(cache, layer, q, k, v, pos, n_tokens, p, out); });
+    issue([=, this, &cache] { inner().attention(cache, layer, q, k, v, pos, n_tokens, p, out); });
   }
   void attention_batch(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k,
                        const float* v, const int32_t* pos, const AttentionParams& p, float* out) override {
     // The chunks are copied: a recording keeps what it needs of its arguments.
     std::vector<AttentionChunk> copy(chunks.begin(), chunks.end());
-    issue([=, this] { inner_.attention_batch(copy, layer, q, k, v, pos, p, out); });
+    issue([=, this] { inner().attention_batch(copy, layer, q, k, v, pos, p, out); });
   }
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
-    issue([=, this] { inner_.swiglu(gate, up, n, out); });
+    issue([=, this] { inner().swiglu(gate, up, n, out); });
   }
   void add(const float* a, const float* b, int64_t n, float* out) override {
-    issue([=, this] { inner_.add(a, b, n, out); });
+    issue([=, this] { inner().add(a, b, n, out); });
   }
   void read(const float* src, int64_t n, float* host_dst) override {
     io_in_pass += in_pass_;
-    inner_.read(src, n, host_dst);
+    inner().read(src, n, host_dst);
   }
   void write(const float* host_src, int64_t n, float* dst) override {
     io_in_pass += in_pass_;
-    inner_.write(host_src, n, dst);
+    inner().write(host_src, n, dst);
   }
 
  private:
@@ -106,7 +94,6 @@ class DeferringBackend : public Backend {
     }
   }
 
-  Backend& inner_;
   bool refuse_;
   bool in_pass_ = false;
   std::vector<std::function<void()>> queued_;
