@@ -28,6 +28,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/cuda_backend.h"
@@ -207,7 +208,6 @@ struct DeviceTensor {
   const void* data = nullptr;       // the tensor's bytes as in the file
   const float* floats = nullptr;    // 1-D tensors: their values as floats
   const uint16_t* f16 = nullptr;    // quantized matrices: their values as F16, when a copy is kept
-  const uint8_t* source = nullptr;  // the host bytes they were copied from
 };
 
 class CudaBackend : public Backend {
@@ -242,12 +242,9 @@ class CudaBackend : public Backend {
 
   Status prepare(const Model& model) override {
     const std::vector<GgufTensor>& tensors = model.file().tensors();
-    // Prepared already, unless another model now sits at the same addresses (the backend has no way to be
-    // told of a model's end; its device copy is kept until the backend goes).
-    if (!tensors.empty()) {
-      auto it = weights_.find(&tensors[0]);
-      if (it != weights_.end() && it->second.source == tensors[0].data) return Status::ok_status();
-    }
+    // Prepared already? (The backend is not told of a model's end: its device copy is kept until the backend goes;
+    // a later model whose tensors sit at the same addresses replaces their entries.)
+    if (prepared_.count(model.serial()) != 0) return Status::ok_status();
     // One allocation for every tensor of the file, each at a 256-byte aligned offset, then float copies of
     // the 1-D ones after them.
     std::vector<size_t> offsets(tensors.size()), float_offsets(tensors.size(), SIZE_MAX);
@@ -288,7 +285,6 @@ class CudaBackend : public Backend {
       const GgufTensor& t = tensors[i];
       DeviceTensor d;
       d.data = base + offsets[i];
-      d.source = t.data;
       if (cudaMemcpy(base + offsets[i], t.data, t.n_bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
         return internal_error("cannot copy tensor " + t.name + " to the GPU: " +
                               cudaGetErrorString(cudaGetLastError()));
@@ -303,7 +299,8 @@ class CudaBackend : public Backend {
       weights_[&t] = d;
     }
     weight_memory_.push_back(std::move(mem));
-    if (f16_copies_) return keep_f16_copies(model);
+    if (f16_copies_) PGI_RETURN_IF_ERROR(keep_f16_copies(model));
+    prepared_.insert(model.serial());
     return Status::ok_status();
   }
 
@@ -1096,6 +1093,7 @@ class CudaBackend : public Backend {
   std::string error_;
   StatusCode error_code_ = StatusCode::Ok;
   std::unordered_map<const GgufTensor*, DeviceTensor> weights_;
+  std::unordered_set<uint64_t> prepared_;  // serials of the models prepared
   std::vector<std::unique_ptr<DeviceMemory>> weight_memory_;
   bool graphs_;                    // passes announced by begin_pass are recorded and replayed
   bool f16_copies_;                // prepare() keeps F16 copies of quantized matrices (keep_f16_copies)

@@ -142,6 +142,28 @@ TEST(CudaGraphs, ReplayedDecodingGivesTheLogitsOfLaunchedKernels) {
   }
 }
 
+// One backend, one model after another (the first gone before the second is loaded, so that the second's tensors
+// may sit at the first's addresses): the second computes with its own weights, as on a fresh backend.
+TEST(CudaBackendLoading, ALaterModelGetsItsOwnWeights) {
+  std::unique_ptr<Backend> shared, fresh;
+  PGI_REQUIRE_CUDA(shared);
+  std::string why;
+  fresh = testing::cuda_backend_or_null(&why);
+  ASSERT_NE(fresh, nullptr) << why;
+  {
+    std::unique_ptr<Model> first;
+    ASSERT_TRUE(Model::load(synthetic_model("tiny", TensorType::Q8_0), &first).ok());
+    ASSERT_TRUE(shared->prepare(*first).ok());
+    greedy_tokens(*first, *shared, prompt_ids(8, first->config().n_vocab), 4);
+  }
+  std::unique_ptr<Model> second;
+  ASSERT_TRUE(Model::load(synthetic_model("tiny", TensorType::Q4_K), &second).ok());
+  ASSERT_TRUE(shared->prepare(*second).ok());
+  ASSERT_TRUE(fresh->prepare(*second).ok());
+  const std::vector<int32_t> prompt = prompt_ids(8, second->config().n_vocab);
+  EXPECT_EQ(greedy_tokens(*second, *shared, prompt, 16), greedy_tokens(*second, *fresh, prompt, 16));
+}
+
 // Without a device the backend reports why, and the CPU path is untouched.
 TEST(CudaBackendLoading, ReportsWhyWhenUnavailable) {
   std::string why;
