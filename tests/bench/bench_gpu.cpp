@@ -211,6 +211,37 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
     std::printf("  matvec %-22s %5lld x %5lld: %7.1f us, %5.0f GB/s\n", w->name.c_str(), (long long)rows,
                 (long long)k, 1e6 * per, (double)w->n_bytes / per / 1e9);
   }
+  // Attention of a whole prompt alone (one layer, the model's heads; the tiled kernel): its rate in TFLOP/s, scores
+  // and weighted values of the causal half counted (4 n^2/2 head_dim per head).
+  {
+    const ModelConfig& c = model->config();
+    const AttentionParams ap = AttentionParams::of(c);
+    const int64_t n = n_prompt;
+    std::unique_ptr<KvCache> kv;
+    std::unique_ptr<ActivationBuffer> q, k, v, out;
+    if (gpu->create_kv_cache(1, n, c.kv_dim(), &kv).ok() && gpu->alloc(n * c.q_dim(), &q).ok() &&
+        gpu->alloc(n * c.kv_dim(), &k).ok() && gpu->alloc(n * c.kv_dim(), &v).ok() &&
+        gpu->alloc(n * c.q_dim(), &out).ok()) {
+      std::vector<float> host(n * c.q_dim(), 0.01f), y1(1);
+      gpu->write(host.data(), n * c.q_dim(), q->data());
+      gpu->write(host.data(), n * c.kv_dim(), k->data());
+      gpu->write(host.data(), n * c.kv_dim(), v->data());
+      std::vector<int32_t> pos(n);
+      for (int64_t i = 0; i < n; ++i) pos[i] = (int32_t)i;
+      gpu->attention(*kv, 0, q->data(), k->data(), v->data(), pos.data(), n, ap, out->data());
+      gpu->read(out->data(), 1, y1.data());
+      const int reps = 5;
+      t0 = now_s();
+      for (int i = 0; i < reps; ++i) {
+        gpu->attention(*kv, 0, q->data(), k->data(), v->data(), pos.data(), n, ap, out->data());
+      }
+      gpu->read(out->data(), 1, y1.data());
+      const double per = (now_s() - t0) / reps;
+      const double flops = 4.0 * (double)n * (double)n / 2 * (double)c.head_dim * (double)c.n_head;
+      std::printf("  attention of %lld tokens, one layer: %7.1f us, %.1f TFLOP/s\n", (long long)n, 1e6 * per,
+                  flops / per / 1e12);
+    }
+  }
   // A chain of tiny kernels: the cost of one launch in a decoding step.
   {
     std::unique_ptr<ActivationBuffer> a;
