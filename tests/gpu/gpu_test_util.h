@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,7 +21,12 @@
 namespace pginfer::testing {
 
 // The CUDA backend with `options`, or null with *why set when the machine has none (no module, driver or device).
-inline std::unique_ptr<Backend> cuda_backend_or_null(std::string* why, const CudaBackendOptions& options = {}) {
+// PG_INFER_TEST_GRAPHS=0 turns CUDA graphs off whatever the options say (run_on_device.sh, to tell a failure of the
+// graphs from one of the kernels).
+inline std::unique_ptr<Backend> cuda_backend_or_null(std::string* why, CudaBackendOptions options = {}) {
+  if (const char* env = std::getenv("PG_INFER_TEST_GRAPHS"); env != nullptr && std::string(env) == "0") {
+    options.graphs = false;
+  }
   if (cuda_device_count(why) <= 0) {
     if (why->rfind("no CUDA device", 0) == 0) why->erase(0, why->find(':') == std::string::npos ? 0 : why->find(':') + 2);
     return nullptr;

@@ -90,8 +90,15 @@ say "== cuda_ops_test ($(elapsed) s)"
 timeout 120 "$bin/cuda_ops_test" > "$out/cuda_ops_test.txt" 2>&1; say "rc=$?"
 grep -E "^\[ +(NMSE|OK|FAILED|PASSED|SKIPPED) +\]|Failure|Expected|Which is|actual" "$out/cuda_ops_test.txt" | grep -v "^\[ NMSE" | tail -30 | tee -a "$log"
 say "== cuda_model_test ($(elapsed) s)"
-timeout 150 "$bin/cuda_model_test" > "$out/cuda_model_test.txt" 2>&1; say "rc=$?"
+timeout 150 "$bin/cuda_model_test" > "$out/cuda_model_test.txt" 2>&1; rc=$?; say "rc=$rc"
 grep -E "AGREE|GRAPHS|FAILED|PASSED|SKIPPED|Failure|Expected|Which is" "$out/cuda_model_test.txt" | tail -45 | tee -a "$log"
+if [ $rc != 0 ]; then
+  # Failures: again without CUDA graphs, to tell theirs from the kernels'.
+  say "== cuda_model_test without CUDA graphs ($(elapsed) s)"
+  PG_INFER_TEST_GRAPHS=0 timeout 150 "$bin/cuda_model_test" --gtest_filter='-CudaGraphs.*' \
+    > "$out/cuda_model_test_nographs.txt" 2>&1; say "rc=$?"
+  grep -E "FAILED|PASSED|Failure" "$out/cuda_model_test_nographs.txt" | tail -12 | tee -a "$log"
+fi
 say "== cuda_batcher_test ($(elapsed) s)"
 if [ -x "$bin/cuda_batcher_test" ]; then
   timeout 120 "$bin/cuda_batcher_test" > "$out/cuda_batcher_test.txt" 2>&1; say "rc=$?"
