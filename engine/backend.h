@@ -239,6 +239,10 @@ class Backend {
   virtual void add(const float* a, const float* b, int64_t n, float* out) = 0;
   // Copies n floats from backend memory to host memory.
   virtual void read(const float* src, int64_t n, float* host_dst) = 0;
+  // host_ids[r] = argmax() (sampler.h: the first index of the largest value, NaNs never chosen, 0 when the row
+  // starts with one) of each of n_rows rows of n_vocab logits in backend memory, computed where they are, so that
+  // only the ids are copied. False when the backend does not (the caller reads the rows).
+  virtual bool argmax_rows(const float* rows, int64_t n_rows, int64_t n_vocab, int32_t* host_ids) { return false; }
   // Copies n floats from host memory to backend memory (tests, and inputs computed on the host).
   virtual void write(const float* host_src, int64_t n, float* dst) = 0;
 };

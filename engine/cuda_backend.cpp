@@ -37,6 +37,7 @@
 #include "kernels/common/elementwise.h"
 #include "kernels/common/round_activations.h"
 #include "kernels/cuda/add.h"
+#include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_tiled.h"
 #include "kernels/cuda/dequant.h"
@@ -534,10 +535,7 @@ class CudaBackend : public Backend {
   }
 
   void read(const float* src, int64_t n, float* host_dst) override {
-    if (mode_ != Mode::kEager) {
-      discard();
-      fail("a read inside an announced pass (Backend::begin_pass)");
-    }
+    check_outside_pass();
     if (!failed()) {
       cudaError_t e = cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_);
       if (e == cudaSuccess) e = synchronize();
@@ -547,11 +545,24 @@ class CudaBackend : public Backend {
     std::memset(host_dst, 0, n * sizeof(float));
   }
 
-  void write(const float* host_src, int64_t n, float* dst) override {
-    if (mode_ != Mode::kEager) {
-      discard();
-      fail("a write inside an announced pass (Backend::begin_pass)");
+  bool argmax_rows(const float* rows, int64_t n_rows, int64_t n_vocab, int32_t* host_ids) override {
+    check_outside_pass();
+    const size_t bytes = (size_t)n_rows * sizeof(int32_t);
+    int32_t* ids = failed() ? nullptr : static_cast<int32_t*>(scratch(&argmax_ids_, bytes));
+    if (ids != nullptr) {
+      cuda::argmax_rows(rows, n_rows, n_vocab, ids, stream_);
+      cudaError_t e = cudaGetLastError();
+      if (e == cudaSuccess) e = cudaMemcpyAsync(host_ids, ids, bytes, cudaMemcpyDeviceToHost, stream_);
+      if (e == cudaSuccess) e = synchronize();
+      if (e == cudaSuccess) return true;
+      fail(std::string("finding the largest logits: ") + cudaGetErrorString(e), StatusCode::DeviceLost);
     }
+    std::memset(host_ids, 0, bytes);  // meaningless: health() reports the failure
+    return true;
+  }
+
+  void write(const float* host_src, int64_t n, float* dst) override {
+    check_outside_pass();
     if (failed()) return;
     cudaError_t e = cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_);
     if (e == cudaSuccess) e = synchronize();
@@ -859,6 +870,14 @@ class CudaBackend : public Backend {
     return true;
   }
 
+  // Reads and writes wait for the device, which a recorded pass cannot: one inside a pass is the caller's bug,
+  // which fails the backend.
+  void check_outside_pass() {
+    if (mode_ == Mode::kEager) return;
+    discard();
+    fail("a read or write inside an announced pass (Backend::begin_pass)");
+  }
+
   // Whether operations only stage their uploads (a replay): their kernels are in the recording.
   bool replaying() const { return mode_ == Mode::kReplay; }
 
@@ -1104,6 +1123,7 @@ class CudaBackend : public Backend {
   PinnedStaging staging_;           // where uploads are copied from
   DeviceMemory weight16_, act16_, act_round_, attn_partial_;
   DeviceMemory cublas_workspace_;
+  DeviceMemory argmax_ids_;  // argmax_rows' results before they are copied back
   // CUDA graphs (begin_pass): recordings by pass key, the pass in progress, and counts.
   Mode mode_ = Mode::kEager;
   std::map<std::vector<int64_t>, std::unique_ptr<Recording>> recordings_;

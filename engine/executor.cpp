@@ -6,6 +6,8 @@
 #include <cmath>
 #include <string>
 
+#include "engine/sampler.h"
+
 namespace pginfer {
 
 int64_t Executor::activation_floats(const ModelConfig& c, int64_t max_tokens) {
@@ -64,9 +66,12 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     if (m > 0) attention_chunks_.push_back({ch.kv, m});
     if (ch.logits != nullptr && m > 0) {
       for (int64_t t = ch.all_logits ? 0 : m - 1; t < m; ++t) {
-        logit_requests_.push_back({first + t, ch.logits + (ch.all_logits ? t : 0) * c.n_vocab});
+        logit_requests_.push_back({first + t, ch.logits + (ch.all_logits ? t : 0) * c.n_vocab, nullptr});
         logit_tokens_.push_back(first + t);
       }
+    } else if (ch.argmax != nullptr && m > 0) {
+      logit_requests_.push_back({first + m - 1, nullptr, ch.argmax});
+      logit_tokens_.push_back(first + m - 1);
     }
   }
   const int64_t n = (int64_t)ids_.size();
@@ -165,11 +170,25 @@ void Executor::compute_logits(int64_t r0, int64_t g) {
 void Executor::read_logits(int64_t r0, int64_t g) {
   const int64_t V = model_.config().n_vocab;
   const LogitRow* rows = logit_requests_.data() + r0;
-  // Runs whose destinations follow each other are read back by one call.
   for (int64_t i = 0, run; i < g; i += run) {
-    for (run = 1; i + run < g && rows[i + run].dst == rows[i].dst + run * V; ++run) {
+    if (rows[i].dst != nullptr) {
+      // Runs whose destinations follow each other are read back by one call.
+      for (run = 1; i + run < g && rows[i + run].dst == rows[i].dst + run * V; ++run) {
+      }
+      backend_.read(logits_->data() + i * V, run * V, rows[i].dst);
+      continue;
     }
-    backend_.read(logits_->data() + i * V, run * V, rows[i].dst);
+    // Runs of rows asking for their argmax: by the backend where the logits are, else on the host.
+    for (run = 1; i + run < g && rows[i + run].dst == nullptr; ++run) {
+    }
+    best_ids_.resize(run);
+    const float* src = logits_->data() + i * V;
+    if (!backend_.argmax_rows(src, run, V, best_ids_.data())) {
+      host_rows_.resize(run * V);
+      backend_.read(src, run * V, host_rows_.data());
+      for (int64_t r = 0; r < run; ++r) best_ids_[r] = argmax(std::span<const float>(host_rows_.data() + r * V, V));
+    }
+    for (int64_t r = 0; r < run; ++r) *rows[i + r].best = best_ids_[r];
   }
 }
 

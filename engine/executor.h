@@ -23,6 +23,7 @@ struct SequenceChunk {
   std::span<const int32_t> ids;     // tokens to evaluate, already checked against the vocabulary
   float* logits = nullptr;          // host memory for logits, or nullptr for none
   bool all_logits = false;          // logits of every token (ids.size() rows) instead of the last one only
+  int32_t* argmax = nullptr;        // instead of logits: receives the argmax of the last token's (sampler.h)
 };
 
 // Runs forward passes of at most max_tokens() tokens; owns the activation buffers they need.
@@ -55,15 +56,16 @@ class Executor {
 
   // A row of logits a pass computes.
   struct LogitRow {
-    int64_t token;  // index among the pass's tokens
-    float* dst;     // host memory for its n_vocab logits
+    int64_t token;   // index among the pass's tokens
+    float* dst;      // host memory for its n_vocab logits, or null
+    int32_t* best;   // else: where the index of its largest logit goes
   };
 
   // Issues the pass's embedding and layers (over ids_, positions_, attention_chunks_).
   void run_layers();
   // Issues the final norm and output product of logit rows r0 .. r0 + g - 1 of the pass, into logits_.
   void compute_logits(int64_t r0, int64_t g);
-  // Reads those rows back to their destinations.
+  // Reads those rows back to their destinations (their argmax only, for rows that ask for it).
   void read_logits(int64_t r0, int64_t g);
 
   const Model& model_;
@@ -76,6 +78,8 @@ class Executor {
   std::vector<AttentionChunk> attention_chunks_;  // the pass's non-empty chunks, for attention_batch
   std::vector<LogitRow> logit_requests_;      // the rows of logits the pass's chunks ask for, in order
   std::vector<int64_t> logit_tokens_;             // their tokens (PassShape::logit_tokens)
+  std::vector<int32_t> best_ids_;                 // argmax rows' results, before they go to their chunks
+  std::vector<float> host_rows_;                  // argmax rows read back when the backend has no argmax_rows
 };
 
 }  // namespace pginfer

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "engine/model.h"
+#include "engine/sampler.h"
 #include "gpu_test_util.h"
 #include "tests/unit/attention_batch_case.h"
 #include "test_models.h"
@@ -392,6 +393,35 @@ TEST_F(CudaOps, TiledAttentionMatchesCpu) {
     for (float x : batched) ASSERT_TRUE(std::isfinite(x)) << heads;
     EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
   }
+}
+
+// argmax_rows on the device equals the sampler's argmax on the host, edge cases included: ties (the first wins),
+// NaNs (never chosen; a row starting with one gives 0), infinities, zeros of both signs, a maximum in the last
+// place, and random rows of a large vocabulary.
+TEST_F(CudaOps, ArgmaxRowsEqualsTheSamplers) {
+  Pair p = open("tiny", TensorType::F32);
+  const int64_t V = 151936;  // qwen2's vocabulary
+  const float nan = std::nanf(""), inf = INFINITY;
+  std::vector<std::vector<float>> rows;
+  for (int i = 0; i < 6; ++i) rows.push_back(random_row(V, 900 + i, 4.0f));
+  rows[1][77] = rows[1][150000] = 100.0f;  // a tie: 77
+  rows[2][0] = nan;                         // 0
+  rows[3][5] = nan, rows[3][6] = inf, rows[3][7] = inf;  // 6
+  rows[4].assign(V, -inf);                  // all -inf: 0
+  rows[5].assign(V, 0.0f);
+  rows[5][3] = -0.0f;
+  rows[5][V - 1] = 1e-30f;                  // the last place
+  std::vector<float> flat;
+  for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+  auto dev = upload(*p.gpu, flat);
+  std::vector<int32_t> got(rows.size(), -1);
+  ASSERT_TRUE(p.gpu->argmax_rows(dev->data(), (int64_t)rows.size(), V, got.data()));
+  for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(got[r], argmax(rows[r])) << "row " << r;
+  EXPECT_EQ(got[1], 77);
+  EXPECT_EQ(got[2], 0);
+  EXPECT_EQ(got[3], 6);
+  EXPECT_EQ(got[5], V - 1);
+  EXPECT_TRUE(p.gpu->health().ok()) << p.gpu->health().message();
 }
 
 // A block table that does not cover the positions, or names a block outside the pool, is refused (the

@@ -12,6 +12,7 @@
 #include "engine/executor.h"
 #include "engine/forwarding_backend.h"
 #include "engine/model.h"
+#include "engine/sampler.h"
 #include "engine/session.h"
 #include "test_models.h"
 
@@ -177,6 +178,69 @@ TEST(Executor, OneRowPassesAreAnnounced) {
   }
   EXPECT_EQ(deferring.passes, 4);
   EXPECT_EQ(deferring.io_in_pass, 0);
+}
+
+// Forwards to the CPU backend and answers argmax_rows itself (reading the rows), counting calls and rows.
+class ArgmaxBackend : public ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  int calls = 0, rows = 0;
+  bool argmax_rows(const float* src, int64_t n_rows, int64_t n_vocab, int32_t* host_ids) override {
+    ++calls;
+    rows += (int)n_rows;
+    std::vector<float> host(n_rows * n_vocab);
+    read(src, n_rows * n_vocab, host.data());
+    for (int64_t r = 0; r < n_rows; ++r) {
+      host_ids[r] = argmax(std::span<const float>(host.data() + r * n_vocab, n_vocab));
+    }
+    return true;
+  }
+};
+
+// Chunks that ask for the argmax of their last token's logits get the argmax of the logits the same chunks give
+// (three sequences, two asking for the argmax around one asking for logits), from the backend's argmax_rows when it
+// has one (in runs of consecutive rows), else from rows read back. Q8_0: the rows in one product; F32: one each.
+TEST(Executor, ArgmaxRowsGiveTheArgmaxOfTheLogits) {
+  for (TensorType type : {TensorType::Q8_0, TensorType::F32}) {
+    std::unique_ptr<Model> model;
+    ASSERT_TRUE(Model::load(testing::synthetic_model("tiny", type), &model).ok());
+    std::unique_ptr<Backend> cpu = make_cpu_backend({2});
+    ASSERT_TRUE(cpu->prepare(*model).ok());
+    ArgmaxBackend with_argmax(*cpu);
+    const int64_t V = model->config().n_vocab;
+    const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4, 5, 6, 7}, {8, 9}};
+    // Each chunk's last logits, then the argmax chunks, on `backend`.
+    auto run = [&](Backend& backend, bool want_argmax) {
+      std::unique_ptr<Executor> executor;
+      EXPECT_TRUE(Executor::create(*model, backend, 16, &executor).ok());
+      std::vector<std::unique_ptr<Session>> sessions(3);
+      std::vector<SequenceChunk> chunks(3);
+      std::vector<std::vector<float>> logits(3, std::vector<float>(V));
+      std::vector<int32_t> best(3, -1);
+      for (size_t s = 0; s < 3; ++s) {
+        EXPECT_TRUE(Session::create(*model, backend, 16, &sessions[s]).ok());
+        chunks[s].kv = &sessions[s]->kv();
+        chunks[s].ids = prompts[s];
+        if (want_argmax && s != 1) {
+          chunks[s].argmax = &best[s];
+        } else {
+          chunks[s].logits = logits[s].data();
+        }
+      }
+      EXPECT_TRUE(executor->forward(chunks).ok());
+      return std::pair{logits, best};
+    };
+    const auto [logits, unused] = run(*cpu, false);
+    for (Backend* backend : {(Backend*)cpu.get(), (Backend*)&with_argmax}) {
+      const auto [got_logits, best] = run(*backend, true);
+      EXPECT_EQ(best[0], argmax(logits[0])) << type_name(type);
+      EXPECT_EQ(best[2], argmax(logits[2])) << type_name(type);
+      EXPECT_EQ(got_logits[1], logits[1]) << type_name(type);
+    }
+    // Rows 0 and 2 are not consecutive: two runs of one row.
+    EXPECT_EQ(with_argmax.calls, 2);
+    EXPECT_EQ(with_argmax.rows, 2);
+  }
 }
 
 }  // namespace
