@@ -43,6 +43,7 @@
 #include "kernels/cuda/dequant.h"
 #include "kernels/cuda/embed.h"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/matvec.h"
 #include "kernels/cuda/rms_norm.h"
 #include "kernels/cuda/rope.h"
@@ -214,11 +215,15 @@ struct DeviceTensor {
 class CudaBackend : public Backend {
  public:
   CudaBackend(int device, unsigned flags)
-      : device_(device), graphs_(!(flags & kCudaNoGraphs)), f16_copies_(!(flags & kCudaNoF16WeightCopies)) {}
+      : device_(device),
+        graphs_(!(flags & kCudaNoGraphs)),
+        f16_copies_(!(flags & kCudaNoF16WeightCopies)),
+        early_launch_((flags & kCudaEarlyLaunch) != 0) {}
 
   ~CudaBackend() override {
     if (stream_) cudaStreamSynchronize(stream_);  // no copy may still read the staging memory
     recordings_.clear();
+    if (stream_) cuda::set_early_launch(stream_, false);
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -236,6 +241,12 @@ class CudaBackend : public Backend {
       return out_of_memory("cannot allocate the cuBLAS workspace");
     }
     staging_.reserve(size_t{1} << 20);  // without it, uploads wait for the stream (upload_ints)
+    // Early launch needs Hopper (compute capability 9) or later; elsewhere kernels launch as usual.
+    int major = 0;
+    if (early_launch_ && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_) == cudaSuccess &&
+        major >= 9) {
+      cuda::set_early_launch(stream_, true);
+    }
     return Status::ok_status();
   }
 
@@ -1116,6 +1127,7 @@ class CudaBackend : public Backend {
   std::vector<std::unique_ptr<DeviceMemory>> weight_memory_;
   bool graphs_;                    // passes announced by begin_pass are recorded and replayed
   bool f16_copies_;                // prepare() keeps F16 copies of quantized matrices (keep_f16_copies)
+  bool early_launch_;              // kernels on stream_ may launch early (cuda::set_early_launch)
   IntUpload ids_, pos_;
   IntUpload attn_ints_;            // an attention call's positions, then (paged) table starts and block tables
   std::vector<int32_t> attn_host_;  // what attn_ints_ is filled from

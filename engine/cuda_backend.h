@@ -47,11 +47,13 @@ struct CudaBackendOptions {
   int device = 0;                  // CUDA device ordinal
   bool graphs = true;              // record forward passes as CUDA graphs and replay them (Backend::begin_pass)
   bool f16_weight_copies = true;   // keep F16 copies of quantized matrices for cuBLAS products (when they fit)
+  bool early_launch = false;       // let kernels launch before the previous one ends (Hopper; kernels/cuda/launch.cuh)
 };
 
 // The module's factory flags (CudaBackendOptions as bits).
 constexpr unsigned kCudaNoGraphs = 1u << 0;
 constexpr unsigned kCudaNoF16WeightCopies = 1u << 1;
+constexpr unsigned kCudaEarlyLaunch = 1u << 2;
 
 // Number of CUDA devices usable by the CUDA backend: 0 when the module cannot be loaded or no driver or GPU is
 // present, in which case *why (if given) says which.

@@ -101,8 +101,9 @@ Status make_cuda_backend(const CudaBackendOptions& options, std::unique_ptr<Back
   if (m.handle == nullptr) return unsupported(m.error);
   char buf[512] = {0};
   Backend* b = nullptr;
-  const unsigned flags =
-      (options.graphs ? 0u : kCudaNoGraphs) | (options.f16_weight_copies ? 0u : kCudaNoF16WeightCopies);
+  const unsigned flags = (options.graphs ? 0u : kCudaNoGraphs) |
+                         (options.f16_weight_copies ? 0u : kCudaNoF16WeightCopies) |
+                         (options.early_launch ? kCudaEarlyLaunch : 0u);
   const int code = m.create(options.device, flags, &b, buf, sizeof buf);
   if (code != 0 || b == nullptr) return Status(static_cast<StatusCode>(code ? code : (int)StatusCode::Internal), buf);
   out->reset(b);

@@ -12,6 +12,7 @@ namespace {
 constexpr int kThreads = 256;
 
 __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* rows, int64_t n_vocab, int32_t* out) {
+  early_launch_sync();
   const float* row = rows + (int64_t)blockIdx.x * n_vocab;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   __shared__ float s_max[kThreads / 32];
@@ -48,7 +49,7 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* rows, int
 
 void argmax_rows(const float* rows, int64_t n_rows, int64_t n_vocab, int32_t* out, cudaStream_t stream) {
   if (n_rows <= 0 || n_vocab <= 0) return;
-  argmax_kernel<<<(unsigned)n_rows, kThreads, 0, stream>>>(rows, n_vocab, out);
+  launch_kernel(argmax_kernel, (unsigned)n_rows, kThreads, 0, stream, rows, n_vocab, out);
 }
 
 }  // namespace pginfer::cuda

@@ -22,6 +22,7 @@ constexpr int64_t kSplitBelowBlocks = 1024;
 
 __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* pos, int64_t n_tokens,
                                 int64_t kv_dim, KvSlots slots, __half* keys, __half* values) {
+  early_launch_sync();
   const int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (id >= n_tokens * kv_dim) return;
   const int64_t t = id / kv_dim, i = id % kv_dim;
@@ -36,6 +37,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(const float* q, const __half* keys, const __half* values, KvSlots slots, const int32_t* pos,
                      int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t keys_per_split,
                      float* partial, float* out) {
+  early_launch_sync();
   const int64_t h = blockIdx.x, t = blockIdx.y, s = blockIdx.z;
   const int splits = gridDim.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -115,6 +117,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // Merges the ranges of one (token, head): one block, a thread per dimension.
 __global__ void merge_kernel(const float* partial, int splits, int64_t n_head, int64_t head_dim, float* out) {
+  early_launch_sync();
   const int64_t h = blockIdx.x, t = blockIdx.y;
   const float* p = partial + (t * n_head + h) * splits * (head_dim + 2);
   float mx = -INFINITY;
@@ -154,9 +157,8 @@ void kv_store(const float* k, const float* v, const int32_t* pos, int64_t n_toke
               const KvSlots& slots, uint16_t* keys, uint16_t* values, cudaStream_t stream) {
   const int64_t n = n_tokens * kv_dim;
   if (n <= 0) return;
-  kv_store_kernel<<<blocks_for(n), kBlock, 0, stream>>>(k, v, pos, n_tokens, kv_dim, slots,
-                                                        reinterpret_cast<__half*>(keys),
-                                                        reinterpret_cast<__half*>(values));
+  launch_kernel(kv_store_kernel, blocks_for(n), kBlock, 0, stream, k, v, pos, n_tokens, kv_dim, slots,
+                reinterpret_cast<__half*>(keys), reinterpret_cast<__half*>(values));
 }
 
 void attention(const float* q, const uint16_t* keys, const uint16_t* values, const KvSlots& slots, const int32_t* pos,
@@ -166,12 +168,12 @@ void attention(const float* q, const uint16_t* keys, const uint16_t* values, con
   const int splits = attention_splits(n_tokens, n_head, max_kv);
   const int64_t per_split = splits == 1 ? max_kv : (max_kv + splits - 1) / splits;
   const dim3 grid((unsigned)n_head, (unsigned)n_tokens, (unsigned)splits);
-  attention_kernel<<<grid, kWarps * 32, 0, stream>>>(q, reinterpret_cast<const __half*>(keys),
-                                                     reinterpret_cast<const __half*>(values), slots, pos, n_head,
-                                                     n_head_kv, head_dim, scale, per_split, scratch, out);
+  launch_kernel(attention_kernel, grid, kWarps * 32, 0, stream, q, reinterpret_cast<const __half*>(keys),
+                reinterpret_cast<const __half*>(values), slots, pos, n_head, n_head_kv, head_dim, scale, per_split,
+                scratch, out);
   if (splits > 1) {
-    merge_kernel<<<dim3((unsigned)n_head, (unsigned)n_tokens), 128, 0, stream>>>(scratch, splits, n_head, head_dim,
-                                                                                 out);
+    launch_kernel(merge_kernel, dim3((unsigned)n_head, (unsigned)n_tokens), 128, 0, stream, scratch, splits, n_head,
+                  head_dim, out);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/attention_tiled.h"
 #include "kernels/cuda/kv_slots.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace pginfer::cuda {
 
@@ -50,6 +51,7 @@ __global__ void __launch_bounds__(kTileThreads)
     attention_tiled_kernel(const float* q, const __half* keys, const __half* values, KvSlots slots,
                            const int32_t* pos, const int32_t* tiles, int n_head, int n_head_kv, float scale,
                            float* out) {
+  early_launch_sync();
   using L = TileLayout<D>;
   extern __shared__ __align__(128) unsigned char smem[];
   __half* ks = reinterpret_cast<__half*>(smem + L::kKeys);
@@ -196,7 +198,7 @@ void launch(const float* q, const uint16_t* keys, const uint16_t* values, const 
   }();
   (void)allowed;
   const dim3 grid((unsigned)n_head, (unsigned)n_tiles);
-  attention_tiled_kernel<D><<<grid, kTileThreads, L::kBytes, stream>>>(
+  launch_kernel(attention_tiled_kernel<D>, grid, kTileThreads, L::kBytes, stream,
       q, reinterpret_cast<const __half*>(keys), reinterpret_cast<const __half*>(values), slots, pos, tiles,
       (int)n_head, (int)n_head_kv, scale, out);
 }

@@ -12,6 +12,7 @@ namespace {
 
 __global__ void dequantize_f16_kernel(TensorType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t k,
                                       __half* out) {
+  early_launch_sync();
   const int64_t chunks = k / kChunk;
   const int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (id >= rows * chunks) return;
@@ -23,11 +24,13 @@ __global__ void dequantize_f16_kernel(TensorType type, const uint8_t* w, size_t 
 }
 
 __global__ void f32_to_f16_kernel(const float* x, int64_t n, __half* out) {
+  early_launch_sync();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = __float2half_rn(x[i]);
 }
 
 __global__ void f32_to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
+  early_launch_sync();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = __float2bfloat16_rn(x[i]);
 }
@@ -39,19 +42,20 @@ bool dequantize_to_f16(TensorType type, const void* w, size_t row_bytes, int64_t
   if (type == TensorType::Q8_K || k % kChunk != 0) return false;
   const int64_t n = rows * (k / kChunk);
   if (n <= 0) return true;
-  dequantize_f16_kernel<<<blocks_for(n), kBlock, 0, stream>>>(type, static_cast<const uint8_t*>(w), row_bytes,
-                                                              rows, k, reinterpret_cast<__half*>(out));
+  launch_kernel(dequantize_f16_kernel, blocks_for(n), kBlock, 0, stream, type, static_cast<const uint8_t*>(w),
+                row_bytes, rows, k, reinterpret_cast<__half*>(out));
   return true;
 }
 
 void convert_f32_to_f16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream) {
   if (n <= 0) return;
-  f32_to_f16_kernel<<<blocks_for(n), kBlock, 0, stream>>>(x, n, reinterpret_cast<__half*>(out));
+  launch_kernel(f32_to_f16_kernel, blocks_for(n), kBlock, 0, stream, x, n, reinterpret_cast<__half*>(out));
 }
 
 void convert_f32_to_bf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream) {
   if (n <= 0) return;
-  f32_to_bf16_kernel<<<blocks_for(n), kBlock, 0, stream>>>(x, n, reinterpret_cast<__nv_bfloat16*>(out));
+  launch_kernel(f32_to_bf16_kernel, blocks_for(n), kBlock, 0, stream, x, n,
+                reinterpret_cast<__nv_bfloat16*>(out));
 }
 
 }  // namespace pginfer::cuda

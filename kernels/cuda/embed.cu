@@ -9,6 +9,7 @@ namespace {
 
 __global__ void embed_kernel(TensorType type, const uint8_t* table, size_t row_bytes, int64_t dim,
                              const int32_t* ids, float* out) {
+  early_launch_sync();
   const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= dim / kChunk) return;
   const int64_t t = blockIdx.y;
@@ -25,7 +26,8 @@ bool embed(TensorType type, const void* table, size_t row_bytes, int64_t dim, co
   if (type == TensorType::Q8_K || dim % kChunk != 0) return false;
   if (n_tokens <= 0) return true;
   const dim3 grid(blocks_for(dim / kChunk), (unsigned)n_tokens);
-  embed_kernel<<<grid, kBlock, 0, stream>>>(type, static_cast<const uint8_t*>(table), row_bytes, dim, ids, out);
+  launch_kernel(embed_kernel, grid, kBlock, 0, stream, type, static_cast<const uint8_t*>(table), row_bytes, dim, ids,
+                out);
   return true;
 }
 

@@ -1,11 +1,44 @@
-// kernels/cuda/launch.cuh: helpers shared by the kernel files of kernels/cuda (device code only).
+// kernels/cuda/launch.cuh: helpers shared by the kernel files of kernels/cuda (.cu files only).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
+
+#include "kernels/cuda/launch.h"
 
 namespace pginfer::cuda {
+
+// First statement of every kernel: waits for the previous kernel of the stream when this one was launched early,
+// then lets the next one launch (launch.h).
+__device__ __forceinline__ void early_launch_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), launched early when the stream allows it (set_early_launch).
+template <class... Params, class... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   Args&&... args) {
+  if (!early_launch(stream)) {
+    kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);
+    return;
+  }
+  cudaLaunchAttribute attribute;
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
 
 // Threads per block of the simple elementwise kernels.
 constexpr int kBlock = 256;

@@ -206,6 +206,7 @@ __device__ __forceinline__ V pick(const V (&a)[kMaxMatvecParts], int p) {
 
 template <TensorType T, int NT>
 __global__ void __launch_bounds__(kWarps * 32) matvec_kernel(Launch j) {
+  early_launch_sync();
   const int lane = threadIdx.x % 32;
   int64_t r = (int64_t)blockIdx.x * kWarps + threadIdx.x / 32;
   if (j.swiglu) {
@@ -257,9 +258,9 @@ void launch(const Launch& j, cudaStream_t stream) {
   }
   const unsigned grid = (unsigned)((warps + kWarps - 1) / kWarps);
   if (j.n_tokens == 1) {
-    matvec_kernel<T, 1><<<grid, kWarps * 32, 0, stream>>>(j);
+    launch_kernel(matvec_kernel<T, 1>, grid, kWarps * 32, 0, stream, j);
   } else {
-    matvec_kernel<T, kMaxTokens><<<grid, kWarps * 32, 0, stream>>>(j);
+    launch_kernel(matvec_kernel<T, kMaxTokens>, grid, kWarps * 32, 0, stream, j);
   }
 }
 

@@ -8,6 +8,7 @@ namespace pginfer::cuda {
 namespace {
 
 __global__ void rms_norm_kernel(const float* x, const float* w, float eps, int64_t dim, float* out) {
+  early_launch_sync();
   const float* xr = x + blockIdx.x * dim;
   float* yr = out + blockIdx.x * dim;
   double sum = 0.0;
@@ -28,7 +29,7 @@ __global__ void rms_norm_kernel(const float* x, const float* w, float eps, int64
 void rms_norm(const float* x, const float* weight, float eps, int64_t n_tokens, int64_t dim, float* out,
               cudaStream_t stream) {
   if (n_tokens <= 0) return;
-  rms_norm_kernel<<<(unsigned)n_tokens, kBlock, 0, stream>>>(x, weight, eps, dim, out);
+  launch_kernel(rms_norm_kernel, (unsigned)n_tokens, kBlock, 0, stream, x, weight, eps, dim, out);
 }
 
 }  // namespace pginfer::cuda

@@ -9,6 +9,7 @@ namespace {
 
 __global__ void rope_kernel(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                             int64_t n_rot, bool neox, float theta_scale, float freq_scale, const float* factors) {
+  early_launch_sync();
   const int64_t half = n_rot / 2;
   const int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (id >= n_tokens * n_heads * half) return;
@@ -28,8 +29,8 @@ void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64
           bool neox, float theta_scale, float freq_scale, const float* factors, cudaStream_t stream) {
   const int64_t n = n_tokens * n_heads * (n_rot / 2);
   if (n <= 0) return;
-  rope_kernel<<<blocks_for(n), kBlock, 0, stream>>>(x, pos, n_tokens, n_heads, head_dim, n_rot, neox, theta_scale,
-                                                    freq_scale, factors);
+  launch_kernel(rope_kernel, blocks_for(n), kBlock, 0, stream, x, pos, n_tokens, n_heads, head_dim, n_rot, neox,
+                theta_scale, freq_scale, factors);
 }
 
 }  // namespace pginfer::cuda

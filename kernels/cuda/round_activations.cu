@@ -8,6 +8,7 @@ namespace pginfer::cuda {
 namespace {
 
 __global__ void round_q8_0_kernel(const float* x, int64_t n_blocks, float* out) {
+  early_launch_sync();
   const int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (b >= n_blocks) return;
   float v[32];
@@ -18,12 +19,14 @@ __global__ void round_q8_0_kernel(const float* x, int64_t n_blocks, float* out) 
 
 // Q8_K: the 256 values stay in global memory (too many registers), read twice.
 __global__ void round_q8_k_kernel(const float* x, int64_t n_blocks, float* out) {
+  early_launch_sync();
   const int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (b >= n_blocks) return;
   round_block_q8_k(x + 256 * b, out + 256 * b);
 }
 
 __global__ void round_value_kernel(TensorType act_type, const float* x, int64_t n, float* out) {
+  early_launch_sync();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = round_value(act_type, x[i]);
 }
@@ -33,11 +36,11 @@ __global__ void round_value_kernel(TensorType act_type, const float* x, int64_t 
 void round_activations(TensorType act_type, const float* x, int64_t n, float* out, cudaStream_t stream) {
   if (n <= 0) return;
   if (act_type == TensorType::Q8_0) {
-    round_q8_0_kernel<<<blocks_for(n / 32), kBlock, 0, stream>>>(x, n / 32, out);
+    launch_kernel(round_q8_0_kernel, blocks_for(n / 32), kBlock, 0, stream, x, n / 32, out);
   } else if (act_type == TensorType::Q8_K) {
-    round_q8_k_kernel<<<(unsigned)((n / 256 + 63) / 64), 64, 0, stream>>>(x, n / 256, out);
+    launch_kernel(round_q8_k_kernel, (unsigned)((n / 256 + 63) / 64), 64, 0, stream, x, n / 256, out);
   } else if (act_type != TensorType::F32 || x != out) {
-    round_value_kernel<<<blocks_for(n), kBlock, 0, stream>>>(act_type, x, n, out);
+    launch_kernel(round_value_kernel, blocks_for(n), kBlock, 0, stream, act_type, x, n, out);
   }
 }
 

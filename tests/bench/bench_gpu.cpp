@@ -124,16 +124,21 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
   st = gpu->prepare(*model);
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
   const double upload_s = now_s() - t0;
-  // The same backend launching every kernel as it comes (no CUDA graphs), for the decode comparison.
-  std::unique_ptr<Backend> launches;
-  CudaBackendOptions no_graphs;
+  // For the decode comparison: the same backend launching every kernel as it comes (no CUDA graphs), and one whose
+  // kernels launch early (CudaBackendOptions::early_launch).
+  std::unique_ptr<Backend> launches, early;
+  CudaBackendOptions no_graphs, early_options = options;
   no_graphs.graphs = false;
+  early_options.early_launch = true;
   st = make_cuda_backend(no_graphs, &launches);
   if (st.ok()) st = launches->prepare(*model);
+  if (st.ok()) st = make_cuda_backend(early_options, &early);
+  if (st.ok()) st = early->prepare(*model);
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
-  std::unique_ptr<Session> s, s_launches;
+  std::unique_ptr<Session> s, s_launches, s_early;
   st = Session::create(*model, *gpu, n_prompt + n_gen + 16, &s);
   if (st.ok()) st = Session::create(*model, *launches, n_prompt + n_gen + 16, &s_launches);
+  if (st.ok()) st = Session::create(*model, *early, n_prompt + n_gen + 16, &s_early);
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
   const int64_t V = model->config().n_vocab;
   std::vector<int32_t> prompt(n_prompt);
@@ -141,7 +146,7 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
   for (auto& id : prompt) x = x * 6364136223846793005ull + 1442695040888963407ull, id = (int32_t)((x >> 33) % (uint64_t)V);
   std::vector<float> logits;
   // Warm-up (cuBLAS heuristics, kernel loading), then forget it.
-  for (Session* w : {s.get(), s_launches.get()}) {
+  for (Session* w : {s.get(), s_launches.get(), s_early.get()}) {
     w->eval(std::span<const int32_t>(prompt.data(), 16), false, &logits);
     std::vector<int32_t> one = {argmax(logits)};
     for (int i = 0; i < 4; ++i) w->eval(one, false, &logits);
@@ -179,12 +184,18 @@ int run_one(const std::string& shape, const std::string& type_str, const std::st
     const double launched = decode(s_launches.get(), ctx);
     std::printf("          without CUDA graphs: %7.1f tok/s, %.3f ms/token; graphs %.2fx\n", 1.0 / launched,
                 1e3 * launched, launched / per_token);
+    const double early_launched = decode(s_early.get(), ctx);
+    std::printf("          with early launch:   %7.1f tok/s, %.3f ms/token, %4.1f%% of %.0f GB/s; %.2fx\n",
+                1.0 / early_launched, 1e3 * early_launched, 100.0 * bytes / early_launched / 1e9 / peak_gbs, peak_gbs,
+                per_token / early_launched);
   }
   const PassCounts counts = gpu->pass_counts();
   std::printf("  CUDA graphs so far: %lld captured, %lld replayed, %lld passes issued again\n",
               (long long)counts.captured, (long long)counts.replayed, (long long)counts.reissued);
   s_launches.reset();
+  s_early.reset();
   launches.reset();
+  early.reset();
   std::printf("  prefill %lld tokens: %.1f tok/s, %.1f TFLOP/s (matrix products)\n", (long long)n_prompt,
               n_prompt / prefill_s, tflops);
   // The serving loop: one sequence, then many at once (prompts included in the time; they are short).

@@ -98,13 +98,18 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Decoding replayed from CUDA graphs gives the very logits of the same passes launched kernel by kernel: a
 // replay runs the recorded kernels with the new ids, positions and tables. A 250-token prompt, then decoding
-// steps that cross position 256, where the attention's key bound (and so the recorded pass) changes.
+// steps that cross position 256, where the attention's key bound (and so the recorded pass) changes. So does a
+// backend whose kernels launch early (before the previous one ends, on Hopper; each waits for it first).
 TEST(CudaGraphs, ReplayedDecodingGivesTheLogitsOfLaunchedKernels) {
-  std::unique_ptr<Backend> graphs, launches;
+  std::unique_ptr<Backend> graphs, launches, early;
   PGI_REQUIRE_CUDA(graphs);
   std::string why;
   launches = testing::cuda_backend_or_null(&why, testing::without_graphs());
   ASSERT_NE(launches, nullptr) << why;
+  CudaBackendOptions early_options;
+  early_options.early_launch = true;
+  early = testing::cuda_backend_or_null(&why, early_options);
+  ASSERT_NE(early, nullptr) << why;
   // The models stay loaded: a backend knows a prepared model by its tensors' addresses, which a later one could reuse.
   std::vector<std::unique_ptr<Model>> models;
   for (const auto& [shape, type] : {std::pair{"tiny", TensorType::F16}, std::pair{"tiny-qwen2", TensorType::Q8_0},
@@ -114,21 +119,27 @@ TEST(CudaGraphs, ReplayedDecodingGivesTheLogitsOfLaunchedKernels) {
     ASSERT_TRUE(Model::load(synthetic_model(shape, type), &model).ok());
     ASSERT_TRUE(graphs->prepare(*model).ok());
     ASSERT_TRUE(launches->prepare(*model).ok());
+    ASSERT_TRUE(early->prepare(*model).ok());
     const PassCounts before = graphs->pass_counts();
     const std::vector<int32_t> prompt = prompt_ids(250, model->config().n_vocab);
-    std::unique_ptr<Session> sg, sl;
+    std::unique_ptr<Session> sg, sl, se;
     ASSERT_TRUE(Session::create(*model, *graphs, 300, &sg).ok());
     ASSERT_TRUE(Session::create(*model, *launches, 300, &sl).ok());
-    std::vector<float> lg, ll;
+    ASSERT_TRUE(Session::create(*model, *early, 300, &se).ok());
+    std::vector<float> lg, ll, le;
     ASSERT_TRUE(sg->eval(prompt, false, &lg).ok());
     ASSERT_TRUE(sl->eval(prompt, false, &ll).ok());
+    ASSERT_TRUE(se->eval(prompt, false, &le).ok());
     for (int i = 0; i < 24; ++i) {
       ASSERT_EQ(lg, ll) << shape << " " << type_name(type) << ": logits differ at step " << i;
+      ASSERT_EQ(le, ll) << shape << " " << type_name(type) << ": early launch differs at step " << i;
       const std::vector<int32_t> next = {argmax(ll)};
       ASSERT_TRUE(sg->eval(next, false, &lg).ok());
       ASSERT_TRUE(sl->eval(next, false, &ll).ok());
+      ASSERT_TRUE(se->eval(next, false, &le).ok());
     }
     EXPECT_EQ(lg, ll);
+    EXPECT_EQ(le, ll);
     const PassCounts after = graphs->pass_counts();
     std::printf("[ GRAPHS   ] %-12s %-5s captured %lld, replayed %lld, issued again %lld\n", shape, type_name(type),
                 (long long)(after.captured - before.captured), (long long)(after.replayed - before.replayed),
@@ -139,6 +150,7 @@ TEST(CudaGraphs, ReplayedDecodingGivesTheLogitsOfLaunchedKernels) {
     EXPECT_EQ(after.reissued - before.reissued, 0);
     EXPECT_EQ(launches->pass_counts().replayed, 0);
     EXPECT_TRUE(graphs->health().ok()) << graphs->health().message();
+    EXPECT_TRUE(early->health().ok()) << early->health().message();
   }
 }
 
