@@ -702,17 +702,15 @@ class CudaBackend : public Backend {
     return !list.empty();
   }
 
-  // Products of the same input (same_input_type; at most kMaxMatvecParts of them), fused as `fusion` says. The
-  // activations are rounded once for all (rounded_activations). Few tokens: one matrix-vector launch. More: one
-  // cuBLAS product each, the activations converted once to the operand type; a sum into y is cuBLAS's beta = 1
+  // Products of the same input (same_input_type; at most kMaxMatvecParts of them), fused as `fusion` says. Few
+  // tokens: one matrix-vector launch, which rounds the activations itself. More: one cuBLAS product each, the
+  // activations rounded (rounded_activations) and converted to the operand type once; a sum into y is cuBLAS's beta = 1
   // (without bias; with one, the product goes to `temp`, then the bias and the add), and swiglu a kernel after.
   void products(OpKind kind, std::span<const Product> list, const float* x, int64_t n_tokens, Fusion fusion,
                 float* temp) {
     if (!begin_op(kind, n_tokens, (int64_t)list.size()) || replaying()) return;
     const GgufTensor& w0 = *list[0].w;
-    x = rounded_activations(w0, x, n_tokens);
-    if (x == nullptr) return;
-    if (n_tokens < kGemmMinTokens) {
+    if (n_tokens < kGemmMinTokens) {  // the kernel rounds the activations itself
       cuda::MatvecJob job;
       job.type = w0.type;
       job.k = w0.ne[0];
@@ -730,6 +728,8 @@ class CudaBackend : public Backend {
       check_launch("matvec");
       return;
     }
+    x = rounded_activations(w0, x, n_tokens);
+    if (x == nullptr) return;
     const void* xg = gemm_activations(w0, x, n_tokens);
     if (xg == nullptr) return;
     for (const Product& p : list) {

@@ -104,8 +104,34 @@ __device__ __forceinline__ void row_dot_float(const uint8_t* row_ptr, int64_t k,
   }
 }
 
+// The 8 activations at x (16-byte aligned) of the 4 lanes that share a 32-value block (lanes 4i .. 4i + 3, the
+// lane's 8 values at offset 8 * (lane % 4) of the block), as the block's Q8_0 quantization decodes them
+// (kernels/common/round_activations.h): the block's largest magnitude is gathered from the four lanes, which must
+// all call this together.
+__device__ __forceinline__ void load_rounded_q8_0(const float* x, int lane, float* xs) {
+  const float4 a = __ldg(reinterpret_cast<const float4*>(x)), b = __ldg(reinterpret_cast<const float4*>(x) + 1);
+  xs[0] = a.x, xs[1] = a.y, xs[2] = a.z, xs[3] = a.w, xs[4] = b.x, xs[5] = b.y, xs[6] = b.z, xs[7] = b.w;
+  float amax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) amax = fabsf(xs[j]) > amax ? fabsf(xs[j]) : amax;
+  const unsigned group = 0xfu << (lane & ~3);
+  amax = fmaxf(amax, __shfl_xor_sync(group, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(group, amax, 2));
+  const Q8_0Rounding r = q8_0_rounding(amax);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) xs[j] = q8_0_value(xs[j], r);
+}
+
+// v . xs over 8 values, in dot4's order.
+__device__ __forceinline__ float dot8(const float* v, const float* xs) {
+  float s = 0.0f;
+  s += v[0] * xs[0] + v[1] * xs[1] + v[2] * xs[2] + v[3] * xs[3];
+  s += v[4] * xs[4] + v[5] * xs[5] + v[6] * xs[6] + v[7] * xs[7];
+  return s;
+}
+
 // Q8_0 weights: lane l takes quants 8 * (l % 4) .. + 7 of blocks l / 4, l / 4 + 8, ...; the block's scale is a
-// load every four lanes share.
+// load every four lanes share. The activations are rounded here (load_rounded_q8_0).
 template <int NT>
 __device__ __forceinline__ void row_dot_q8_0(const uint8_t* row_ptr, int64_t k, const float* x, int n_tokens, int lane,
                                              float* acc) {
@@ -139,7 +165,11 @@ __device__ __forceinline__ void row_dot_q8_0(const uint8_t* row_ptr, int64_t k, 
         const float scale = __half2float(__ushort_as_half(d[i]));
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
-          if (NT == 1 || t < n_tokens) acc[t] += scale * dot4<2>(v, x + t * k + 32 * b + 8 * part);
+          if (NT == 1 || t < n_tokens) {
+            float xs[8];
+            load_rounded_q8_0(x + t * k + 32 * b + 8 * part, lane, xs);
+            acc[t] += scale * dot8(v, xs);
+          }
         }
       }
     }
@@ -155,7 +185,48 @@ __device__ __forceinline__ void chunk_of(const uint8_t* row, int64_t c, float* v
   else dequant_chunk_q6_k(row, c, v);
 }
 
-// Q4_0 and the K-quants: a lane per 32-value chunk.
+// The 32 activations of chunk c at x (16-byte aligned), as the CPU's products round them for weights of type T:
+// Q8_0 for Q4_0 (the chunk is a whole block), Q8_K for the K-quants (a 256-value block spans the chunks of lanes
+// 8i .. 8i + 7, whose first value of largest magnitude is found among them; those lanes must call this together).
+template <TensorType T>
+__device__ __forceinline__ void load_rounded_chunk(const float* x, int64_t c, int lane, float* xs) {
+#pragma unroll
+  for (int j = 0; j < kChunk / 4; ++j) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(x) + j);
+    xs[4 * j] = a.x, xs[4 * j + 1] = a.y, xs[4 * j + 2] = a.z, xs[4 * j + 3] = a.w;
+  }
+  if constexpr (T == TensorType::Q4_0) {
+    round_block_q8_0(xs, xs);
+  } else {
+    // The block's first value of largest magnitude: each lane's own first, then the lanes' by index.
+    float amax = 0.0f, max = 0.0f;
+    int64_t at = INT64_MAX;
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j) {
+      const float ax = fabsf(xs[j]);
+      if (ax > amax) amax = ax, max = xs[j], at = c * kChunk + j;
+    }
+    const unsigned group = 0xffu << (lane & ~7);
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) {
+      const float other_amax = __shfl_xor_sync(group, amax, o), other_max = __shfl_xor_sync(group, max, o);
+      const int64_t other_at = __shfl_xor_sync(group, at, o);
+      if (other_amax > amax || (other_amax == amax && other_at < at)) {
+        amax = other_amax, max = other_max, at = other_at;
+      }
+    }
+    if (amax == 0.0f) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) xs[j] = 0.0f;
+      return;
+    }
+    const Q8_KRounding r = q8_k_rounding(max);
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j) xs[j] = q8_k_value(xs[j], r);
+  }
+}
+
+// Q4_0 and the K-quants: a lane per 32-value chunk; the activations are rounded here (load_rounded_chunk).
 template <TensorType T, int NT>
 __device__ __forceinline__ void row_dot_chunks(const uint8_t* row, int64_t k, const float* x, int n_tokens, int lane,
                                                float* acc) {
@@ -164,7 +235,16 @@ __device__ __forceinline__ void row_dot_chunks(const uint8_t* row, int64_t k, co
     chunk_of<T>(row, c, v);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      if (NT == 1 || t < n_tokens) acc[t] += dot4<kChunk / 4>(v, x + t * k + kChunk * c);
+      if (NT == 1 || t < n_tokens) {
+        float xs[kChunk];
+        load_rounded_chunk<T>(x + t * k + kChunk * c, c, lane, xs);
+        float s = 0.0f;  // dot4's order
+#pragma unroll
+        for (int j = 0; j < kChunk; j += 4) {
+          s += v[j] * xs[j] + v[j + 1] * xs[j + 1] + v[j + 2] * xs[j + 2] + v[j + 3] * xs[j + 3];
+        }
+        acc[t] += s;
+      }
     }
   }
 }
