@@ -210,6 +210,13 @@ class Backend {
   // Rotates the first n_rot dimensions of each of `n_heads` heads of each token, at positions pos[t].
   virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                     const RopeParams& params) = 0;
+  // rope() of the queries (n_head heads per token) and the keys (n_head_kv heads), which a backend may do in one
+  // launch. By default two rope() calls.
+  virtual void rope_qk(float* q, float* k, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, const RopeParams& params) {
+    rope(q, pos, n_tokens, n_head, head_dim, params);
+    rope(k, pos, n_tokens, n_head_kv, head_dim, params);
+  }
   // Stores k and v of each token at position pos[t] of layer `layer` (slot pos[t] of a contiguous cache; of
   // a PagedKvCache, the slot its block table gives), then computes causal attention of each query over
   // positions 0..pos[t], its own call's tokens included; out[t] has n_head * head_dim values.

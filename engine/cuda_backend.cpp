@@ -497,12 +497,17 @@ class CudaBackend : public Backend {
 
   void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
             const RopeParams& p) override {
-    if (!begin_op(kOpRope, n_tokens, n_heads)) return;
+    rope_qk(x, nullptr, pos, n_tokens, n_heads, 0, head_dim, p);
+  }
+
+  void rope_qk(float* q, float* k, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, const RopeParams& p) override {
+    if (!begin_op(kOpRope, n_tokens, n_head + n_head_kv)) return;
     const int32_t* dev_pos = upload_ints(pos, n_tokens, &pos_);
     if (dev_pos == nullptr || replaying()) return;
     const float* factors = p.freq_factors ? weight(*p.freq_factors).floats : nullptr;
-    cuda::rope(x, dev_pos, n_tokens, n_heads, head_dim, p.n_rot, p.style == RopeStyle::Neox,
-               rope_theta_scale(p.freq_base, p.n_rot), p.freq_scale, factors, stream_);
+    cuda::rope_pair(q, n_head, k, n_head_kv, dev_pos, n_tokens, head_dim, p.n_rot, p.style == RopeStyle::Neox,
+                    rope_theta_scale(p.freq_base, p.n_rot), p.freq_scale, factors, stream_);
     check_launch("rope");
   }
 

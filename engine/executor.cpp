@@ -139,8 +139,7 @@ void Executor::run_layers() {
     be.rms_norm(x, *L.attn_norm, c.norm_eps, n, c.n_embd, xn);
     const Product qkv[] = {{L.wq, L.bq, q}, {L.wk, L.bk, k}, {L.wv, L.bv, v}};
     be.matmuls(qkv, xn, n);
-    be.rope(q, positions_.data(), n, c.n_head, c.head_dim, rope);
-    be.rope(k, positions_.data(), n, c.n_head_kv, c.head_dim, rope);
+    be.rope_qk(q, k, positions_.data(), n, c.n_head, c.n_head_kv, c.head_dim, rope);
     // Each sequence attends to its own cache; every chunk of the pass in one call (see forward() in the header
     // for the order of stores and reads it relies on).
     be.attention_batch(attention_chunks_, il, q, k, v, positions_.data(), ap, attn);

@@ -1,7 +1,7 @@
 // engine/forwarding_backend.h: the base of Backend decorators (profiling, tests): every operation and query goes
-// to an inner backend. The composite operations (matmuls, matmul_add, matmul_swiglu) and the recording of passes
-// (begin_pass) are left to Backend's defaults, which issue the primitive operations one by one, so a decorator
-// sees each of them.
+// to an inner backend. The composite operations (matmuls, matmul_add, matmul_swiglu, rope_qk), the recording of
+// passes (begin_pass) and argmax_rows are left to Backend's defaults, which issue the primitive operations one by
+// one, so a decorator sees each of them.
 #pragma once
 
 #include <cstdint>

@@ -14,4 +14,9 @@ namespace pginfer::cuda {
 void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
           bool neox, float theta_scale, float freq_scale, const float* factors, cudaStream_t stream);
 
+// rope() of x (n_x heads per token) and of y (n_y heads per token) in one launch: a layer's queries and keys.
+void rope_pair(float* x, int64_t n_x, float* y, int64_t n_y, const int32_t* pos, int64_t n_tokens, int64_t head_dim,
+               int64_t n_rot, bool neox, float theta_scale, float freq_scale, const float* factors,
+               cudaStream_t stream);
+
 }  // namespace pginfer::cuda

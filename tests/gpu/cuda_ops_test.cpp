@@ -232,9 +232,18 @@ TEST_F(CudaOps, RopeBothStylesAndFactors) {
     p.cpu->rope(want.data(), pos.data(), n, c.n_head, c.head_dim, rp);
     auto xb = upload(*p.gpu, x);
     p.gpu->rope(xb->data(), pos.data(), n, c.n_head, c.head_dim, rp);
-    const double e = nmse(download(*p.gpu, xb->data(), n * c.q_dim()), want);
+    const std::vector<float> got = download(*p.gpu, xb->data(), n * c.q_dim());
+    const double e = nmse(got, want);
     report(std::string("rope ") + shape, e);
     EXPECT_LT(e, 1e-10) << shape;
+    // Queries and keys in one launch (rope_qk): the same values as one call each.
+    const std::vector<float> keys = random_row(n * c.kv_dim(), 6);
+    auto qb = upload(*p.gpu, x), kb = upload(*p.gpu, keys), kb_alone = upload(*p.gpu, keys);
+    p.gpu->rope_qk(qb->data(), kb->data(), pos.data(), n, c.n_head, c.n_head_kv, c.head_dim, rp);
+    p.gpu->rope(kb_alone->data(), pos.data(), n, c.n_head_kv, c.head_dim, rp);
+    EXPECT_EQ(download(*p.gpu, qb->data(), n * c.q_dim()), got) << shape;
+    EXPECT_EQ(download(*p.gpu, kb->data(), n * c.kv_dim()), download(*p.gpu, kb_alone->data(), n * c.kv_dim()))
+        << shape;
   }
 }
 
