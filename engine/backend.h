@@ -105,6 +105,30 @@ struct AttentionChunk {
   int64_t n_tokens = 0;   // its tokens in the call
 };
 
+// A forward pass, described before its operations are issued (Backend::begin_pass): two passes of one owner
+// with equal shapes issue the same operations on the same buffers, weights and caches, and differ only in the
+// token ids, positions and block tables they pass.
+struct PassShape {
+  uint64_t owner = 0;                       // the executor issuing it (its buffers, its model's weights); never reused
+  std::span<const AttentionChunk> chunks;   // every non-empty chunk, in order
+  std::span<const int64_t> logit_tokens;    // the tokens (indices in the pass) whose logits it computes, in order
+  int64_t max_kv = 0;                       // the largest position of the pass plus one
+};
+
+// One of several products of the same input (Backend::matmuls): y = w x (+ bias).
+struct Product {
+  const GgufTensor* w = nullptr;
+  const GgufTensor* bias = nullptr;  // optional
+  float* y = nullptr;
+};
+
+// Passes a backend recorded and replayed (Backend::begin_pass), for tests and statistics.
+struct PassCounts {
+  int64_t captured = 0;  // recorded and run
+  int64_t replayed = 0;  // run from a recording
+  int64_t reissued = 0;  // end_pass() returned false: the caller issued the operations again
+};
+
 // One compute device. Methods other than those returning Status cannot fail on valid shapes: the model
 // code checks shapes before calling them.
 class Backend {
@@ -134,11 +158,26 @@ class Backend {
   virtual bool group_logit_rows(TensorType type) const {
     return !(type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16);
   }
+  // Most tokens of one sequence a Session evaluates in one forward pass: 512 by default (llama.cpp's micro-batch);
+  // a GPU's products fill the device only with more rows.
+  virtual int64_t pass_tokens() const { return 512; }
   // Bytes of device memory free now, for sizing a KV pool; -1 for a backend computing in host memory.
   virtual int64_t free_device_memory() { return -1; }
   // The first failure of an operation that has no error path of its own (a device error, scratch memory
   // that could not be allocated), after which the backend's results are meaningless; Ok while none.
   virtual Status health() const { return Status::ok_status(); }
+
+  // Announces a forward pass whose operations follow, up to end_pass(), with no read or write between. True
+  // when the backend records them instead of running them one by one, to run them as one unit at end_pass()
+  // (CUDA graphs, say: a pass of a shape seen before replays that shape's recording with the new ids, positions
+  // and block tables). By default false: operations run as they are issued.
+  virtual bool begin_pass(const PassShape& shape) { return false; }
+  // Runs what was recorded since begin_pass() returned true. False when the recording could not be made or
+  // replayed: nothing of it ran, the backend runs operations as issued again, and the caller issues the pass's
+  // operations once more.
+  virtual bool end_pass() { return true; }
+  // What became of the passes announced so far.
+  virtual PassCounts pass_counts() const { return {}; }
 
   // out[t] = row ids[t] of `table` as floats (ids already checked to be in range).
   virtual void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) = 0;
@@ -148,9 +187,36 @@ class Backend {
   // y[t][r] = dot(row r of w, x[t]) (+ bias[r]) for every token t; w is rows x cols with cols = ne[0].
   virtual void matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens,
                       float* y) = 0;
+  // Several products of the same input x (q, k and v, say), which a backend may compute in one launch. By
+  // default one matmul() each.
+  virtual void matmuls(std::span<const Product> products, const float* x, int64_t n_tokens) {
+    for (const Product& p : products) matmul(*p.w, p.bias, x, n_tokens, p.y);
+  }
+  // y += w x (+ bias) (the residual stream), `scratch` holding n_tokens rows of w's output if needed; the same
+  // values as matmul() into scratch and then add(). By default just that.
+  virtual void matmul_add(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens,
+                          float* scratch, float* y) {
+    matmul(w, bias, x, n_tokens, scratch);
+    add(y, scratch, n_tokens * w.ne[1], y);
+  }
+  // gate_out = swiglu(gate x, up x) (the feed-forward's first half), up_out holding n_tokens rows of up's output if
+  // needed; gate and up have the same rows. By default both products, then swiglu().
+  virtual void matmul_swiglu(const GgufTensor& gate, const GgufTensor& up, const float* x, int64_t n_tokens,
+                             float* gate_out, float* up_out) {
+    const Product both[] = {{&gate, nullptr, gate_out}, {&up, nullptr, up_out}};
+    matmuls(both, x, n_tokens);
+    swiglu(gate_out, up_out, n_tokens * gate.ne[1], gate_out);
+  }
   // Rotates the first n_rot dimensions of each of `n_heads` heads of each token, at positions pos[t].
   virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                     const RopeParams& params) = 0;
+  // rope() of the queries (n_head heads per token) and the keys (n_head_kv heads), which a backend may do in one
+  // launch. By default two rope() calls.
+  virtual void rope_qk(float* q, float* k, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, const RopeParams& params) {
+    rope(q, pos, n_tokens, n_head, head_dim, params);
+    rope(k, pos, n_tokens, n_head_kv, head_dim, params);
+  }
   // Stores k and v of each token at position pos[t] of layer `layer` (slot pos[t] of a contiguous cache; of
   // a PagedKvCache, the slot its block table gives), then computes causal attention of each query over
   // positions 0..pos[t], its own call's tokens included; out[t] has n_head * head_dim values.
@@ -180,6 +246,10 @@ class Backend {
   virtual void add(const float* a, const float* b, int64_t n, float* out) = 0;
   // Copies n floats from backend memory to host memory.
   virtual void read(const float* src, int64_t n, float* host_dst) = 0;
+  // host_ids[r] = argmax() (sampler.h: the first index of the largest value, NaNs never chosen, 0 when the row
+  // starts with one) of each of n_rows rows of n_vocab logits in backend memory, computed where they are, so that
+  // only the ids are copied. False when the backend does not (the caller reads the rows).
+  virtual bool argmax_rows(const float* rows, int64_t n_rows, int64_t n_vocab, int32_t* host_ids) { return false; }
   // Copies n floats from host memory to backend memory (tests, and inputs computed on the host).
   virtual void write(const float* host_src, int64_t n, float* dst) = 0;
 };

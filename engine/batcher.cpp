@@ -76,6 +76,7 @@ Status Batcher::create(const Model& model, Backend& backend, const Options& opti
   b->publish_stats();
   try {
     b->logits_.resize(options.max_running * b->n_vocab_);
+    b->best_ids_.resize(options.max_running);
     b->worker_ = std::thread([p = b.get()] { p->loop(); });
   } catch (const std::exception&) {
     return out_of_memory("cannot start the batching loop");
@@ -213,7 +214,12 @@ bool Batcher::step() {
     chunks[c].kv = l.view.get();
     chunks[c].start = sc.start_pos;
     chunks[c].ids = sc.tokens;
-    chunks[c].logits = sc.sample ? logits_.data() + (int64_t)c * n_vocab_ : nullptr;
+    // A greedy generation needs only the argmax, which the backend finds where the logits are.
+    if (sc.sample && l.sequence->generation->samples_argmax()) {
+      chunks[c].argmax = &best_ids_[c];
+    } else if (sc.sample) {
+      chunks[c].logits = logits_.data() + (int64_t)c * n_vocab_;
+    }
   }
   st = executor_->forward(chunks);
   if (st.ok() && options_.simulate_device_lost) st = device_lost("the GPU failed (simulated by a test)");
@@ -237,7 +243,11 @@ bool Batcher::step() {
     const ScheduledChunk& sc = plan.chunks[c];
     if (!sc.sample) continue;
     Generation& g = *live_.at(sc.id).sequence->generation;
-    g.step(std::span<const float>(chunks[c].logits, (size_t)n_vocab_));
+    if (chunks[c].argmax != nullptr) {
+      g.step_token(best_ids_[c]);
+    } else {
+      g.step(std::span<const float>(chunks[c].logits, (size_t)n_vocab_));
+    }
     StepOutput o;
     o.id = sc.id;
     o.token = g.last_sampled();

@@ -152,6 +152,7 @@ class Batcher {
   std::unordered_map<RequestId, Live> live_;  // the worker's: sequences in the scheduler
   RequestId next_id_ = 1;
   std::vector<float> logits_;
+  std::vector<int32_t> best_ids_;  // per chunk of a pass: the argmax of a greedy generation's logits
   bool device_lost_reported_ = false;  // on_device_lost was called
   std::thread worker_;
 };

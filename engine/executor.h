@@ -23,6 +23,7 @@ struct SequenceChunk {
   std::span<const int32_t> ids;     // tokens to evaluate, already checked against the vocabulary
   float* logits = nullptr;          // host memory for logits, or nullptr for none
   bool all_logits = false;          // logits of every token (ids.size() rows) instead of the last one only
+  int32_t* argmax = nullptr;        // instead of logits: receives the argmax of the last token's (sampler.h)
 };
 
 // Runs forward passes of at most max_tokens() tokens; owns the activation buffers they need.
@@ -48,18 +49,37 @@ class Executor {
   static int64_t activation_floats(const ModelConfig& c, int64_t max_tokens);
 
  private:
-  Executor(const Model& model, Backend& backend) : model_(model), backend_(backend) {}
+  Executor(const Model& model, Backend& backend);
 
   // Rows of logits computed by one product (quantized output weights; see forward()).
   static constexpr int64_t kLogitRows = 64;
 
+  // A row of logits a pass computes.
+  struct LogitRow {
+    int64_t token;   // index among the pass's tokens
+    float* dst;      // host memory for its n_vocab logits, or null
+    int32_t* best;   // else: where the index of its largest logit goes
+  };
+
+  // Issues the pass's embedding and layers (over ids_, positions_, attention_chunks_).
+  void run_layers();
+  // Issues the final norm and output product of logit rows r0 .. r0 + g - 1 of the pass, into logits_.
+  void compute_logits(int64_t r0, int64_t g);
+  // Reads those rows back to their destinations (their argmax only, for rows that ask for it).
+  void read_logits(int64_t r0, int64_t g);
+
   const Model& model_;
   Backend& backend_;
+  const uint64_t id_;  // PassShape::owner: a number no other executor of the process gets
   int64_t max_tokens_ = 0;
   int64_t logit_rows_ = 0;  // rows logits_ holds
   std::unique_ptr<ActivationBuffer> x_, xn_, q_, k_, v_, attn_, gate_, up_, logits_;
   std::vector<int32_t> ids_, positions_;
   std::vector<AttentionChunk> attention_chunks_;  // the pass's non-empty chunks, for attention_batch
+  std::vector<LogitRow> logit_requests_;      // the rows of logits the pass's chunks ask for, in order
+  std::vector<int64_t> logit_tokens_;             // their tokens (PassShape::logit_tokens)
+  std::vector<int32_t> best_ids_;                 // argmax rows' results, before they go to their chunks
+  std::vector<float> host_rows_;                  // argmax rows read back when the backend has no argmax_rows
 };
 
 }  // namespace pginfer

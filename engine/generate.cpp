@@ -58,7 +58,11 @@ void Generation::cancel() {
 
 void Generation::step(std::span<const float> logits) {
   if (finished_) return;
-  const int32_t id = sampler_.sample(logits);
+  step_token(sampler_.sample(logits));
+}
+
+void Generation::step_token(int32_t id) {
+  if (finished_) return;
   last_sampled_ = id;
   if (vocab_ != nullptr && options_.stop_at_eog && vocab_->is_eog(id)) {
     finish(FinishReason::EndOfGeneration);

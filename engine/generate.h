@@ -56,6 +56,11 @@ class Generation {
   bool wants_more() const { return !finished_; }
   // Takes the logits after the last evaluated token (the prompt's last, then next()'s) and samples.
   void step(std::span<const float> logits);
+  // Whether the token step() samples is always the argmax of the logits (greedy without penalties): the caller may
+  // then find it where the logits are (Backend::argmax_rows) and pass it to step_token().
+  bool samples_argmax() const { return sampler_.plain_argmax(); }
+  // step() for a token already chosen (the argmax, when samples_argmax()).
+  void step_token(int32_t id);
   // The token to evaluate next, while wants_more().
   int32_t next() const { return result_.ids.back(); }
   // The token the last step() sampled (an end-of-generation token included), or -1 before any.

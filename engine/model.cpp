@@ -1,6 +1,7 @@
 // engine/model.cpp: reading hyperparameters and binding weights, with every shape checked.
 #include "engine/model.h"
 
+#include <atomic>
 #include <cmath>
 #include <map>
 
@@ -17,6 +18,18 @@ constexpr int64_t kMaxContext = 1 << 24;
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace
+
+namespace {
+
+// Model::serial(): counts the models of the process.
+uint64_t next_model_serial() {
+  static std::atomic<uint64_t> last{0};
+  return ++last;
+}
+
+}  // namespace
+
+Model::Model() : serial_(next_model_serial()) {}
 
 Status Model::load(const std::string& path, std::unique_ptr<Model>* out) {
   std::unique_ptr<GgufFile> file;

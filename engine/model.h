@@ -77,16 +77,21 @@ class Model {
   // Block weights, n_layer of them.
   const std::vector<LayerWeights>& layers() const { return layers_; }
 
+  // A number no other model of the process gets: backends know the models they prepared by it (an address, of the
+  // model or of its tensors, may be reused by a later model).
+  uint64_t serial() const { return serial_; }
+
   // Number of weight values in the file (every tensor counted once).
   int64_t parameter_count() const;
   // The most common type among 2-D weight matrices, by parameter count ("q8_0", ...).
   TensorType main_weight_type() const;
 
  private:
-  Model() = default;
+  Model();
   Status read_config();
   Status bind_weights();
 
+  const uint64_t serial_;
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
   const GgufTensor* token_embd_ = nullptr;

@@ -37,9 +37,9 @@ void ProfilingBackend::timed(const std::string& kind, Op&& op) {
 }
 
 void ProfilingBackend::wait() {
-  if (probe_ == nullptr && !inner_.alloc(1, &probe_).ok()) return;  // cannot wait: times are enqueue times
+  if (probe_ == nullptr && !inner().alloc(1, &probe_).ok()) return;  // cannot wait: times are enqueue times
   float sink;
-  inner_.read(probe_->data(), 1, &sink);
+  inner().read(probe_->data(), 1, &sink);
 }
 
 std::string ProfilingBackend::report() const {
@@ -63,49 +63,49 @@ std::string ProfilingBackend::report() const {
 }
 
 void ProfilingBackend::embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) {
-  timed("embed", [&] { inner_.embed(table, ids, n_tokens, out); });
+  timed("embed", [&] { inner().embed(table, ids, n_tokens, out); });
 }
 
 void ProfilingBackend::rms_norm(const float* x, const GgufTensor& weight, float eps, int64_t n_tokens, int64_t dim,
                                 float* out) {
-  timed("rms_norm", [&] { inner_.rms_norm(x, weight, eps, n_tokens, dim, out); });
+  timed("rms_norm", [&] { inner().rms_norm(x, weight, eps, n_tokens, dim, out); });
 }
 
 void ProfilingBackend::matmul(const GgufTensor& w, const GgufTensor* bias, const float* x, int64_t n_tokens,
                               float* y) {
-  timed(matmul_kind(w), [&] { inner_.matmul(w, bias, x, n_tokens, y); });
+  timed(matmul_kind(w), [&] { inner().matmul(w, bias, x, n_tokens, y); });
 }
 
 void ProfilingBackend::rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                             const RopeParams& params) {
-  timed("rope", [&] { inner_.rope(x, pos, n_tokens, n_heads, head_dim, params); });
+  timed("rope", [&] { inner().rope(x, pos, n_tokens, n_heads, head_dim, params); });
 }
 
 void ProfilingBackend::attention(KvCache& cache, int64_t layer, const float* q, const float* k, const float* v,
                                  const int32_t* pos, int64_t n_tokens, const AttentionParams& params, float* out) {
-  timed("attention", [&] { inner_.attention(cache, layer, q, k, v, pos, n_tokens, params, out); });
+  timed("attention", [&] { inner().attention(cache, layer, q, k, v, pos, n_tokens, params, out); });
 }
 
 void ProfilingBackend::attention_batch(std::span<const AttentionChunk> chunks, int64_t layer, const float* q,
                                        const float* k, const float* v, const int32_t* pos,
                                        const AttentionParams& params, float* out) {
-  timed("attention", [&] { inner_.attention_batch(chunks, layer, q, k, v, pos, params, out); });
+  timed("attention", [&] { inner().attention_batch(chunks, layer, q, k, v, pos, params, out); });
 }
 
 void ProfilingBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
-  timed("swiglu", [&] { inner_.swiglu(gate, up, n, out); });
+  timed("swiglu", [&] { inner().swiglu(gate, up, n, out); });
 }
 
 void ProfilingBackend::add(const float* a, const float* b, int64_t n, float* out) {
-  timed("add", [&] { inner_.add(a, b, n, out); });
+  timed("add", [&] { inner().add(a, b, n, out); });
 }
 
 void ProfilingBackend::read(const float* src, int64_t n, float* host_dst) {
-  timed("read", [&] { inner_.read(src, n, host_dst); });
+  timed("read", [&] { inner().read(src, n, host_dst); });
 }
 
 void ProfilingBackend::write(const float* host_src, int64_t n, float* dst) {
-  timed("write", [&] { inner_.write(host_src, n, dst); });
+  timed("write", [&] { inner().write(host_src, n, dst); });
 }
 
 }  // namespace pginfer

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/backend.h"
+#include "engine/forwarding_backend.h"
 
 namespace pginfer {
 
@@ -23,10 +23,10 @@ struct OpTime {
   double seconds = 0.0;
 };
 
-class ProfilingBackend : public Backend {
+class ProfilingBackend : public ForwardingBackend {
  public:
   // Times `inner` (not owned; it must outlive this and be prepared for the models used through it).
-  explicit ProfilingBackend(Backend& inner) : inner_(inner) {}
+  explicit ProfilingBackend(Backend& inner) : ForwardingBackend(inner) {}
 
   // Operation kinds in the order first seen, with their calls and seconds since construction or reset().
   const std::vector<std::pair<std::string, OpTime>>& times() const { return times_; }
@@ -34,20 +34,6 @@ class ProfilingBackend : public Backend {
   void reset() { times_.clear(); }
   // A table of the kinds, slowest first: calls, milliseconds, share of the total.
   std::string report() const;
-
-  const char* name() const override { return inner_.name(); }
-  Status prepare(const Model& model) override { return inner_.prepare(model); }
-  Status alloc(int64_t n, std::unique_ptr<ActivationBuffer>* out) override { return inner_.alloc(n, out); }
-  Status create_kv_cache(int64_t n_layer, int64_t capacity, int64_t kv_dim, std::unique_ptr<KvCache>* out) override {
-    return inner_.create_kv_cache(n_layer, capacity, kv_dim, out);
-  }
-  Status create_kv_pool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim,
-                        std::unique_ptr<KvPool>* out) override {
-    return inner_.create_kv_pool(n_layer, n_blocks, block_size, kv_dim, out);
-  }
-  bool group_logit_rows(TensorType type) const override { return inner_.group_logit_rows(type); }
-  int64_t free_device_memory() override { return inner_.free_device_memory(); }
-  Status health() const override { return inner_.health(); }
 
   void embed(const GgufTensor& table, const int32_t* ids, int64_t n_tokens, float* out) override;
   void rms_norm(const float* x, const GgufTensor& weight, float eps, int64_t n_tokens, int64_t dim,
@@ -71,7 +57,6 @@ class ProfilingBackend : public Backend {
   // Waits until the inner backend has finished every operation enqueued so far.
   void wait();
 
-  Backend& inner_;
   std::unique_ptr<ActivationBuffer> probe_;              // one float of device memory, read to wait
   std::vector<std::pair<std::string, OpTime>> times_;    // per kind, in the order first seen
 };

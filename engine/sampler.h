@@ -45,6 +45,12 @@ class Sampler {
   void accept(int32_t token);
   // Chooses a token from one row of logits (does not accept it).
   int32_t sample(std::span<const float> logits);
+  // Whether sample() is argmax() of the logits as given: greedy, with no penalty that would change them.
+  bool plain_argmax() const {
+    return params_.temperature == 0.0f && (params_.penalty_last_n == 0 || (params_.repeat_penalty == 1.0f &&
+                                                                           params_.frequency_penalty == 0.0f &&
+                                                                           params_.presence_penalty == 0.0f));
+  }
 
  private:
   // Next uniform double in [0, 1).

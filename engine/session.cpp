@@ -1,4 +1,4 @@
-// engine/session.cpp: one sequence: its cache, its position, evaluation in chunks of at most 512 tokens.
+// engine/session.cpp: one sequence: its cache, its position, evaluation in chunks of Backend::pass_tokens().
 #include "engine/session.h"
 
 #include <algorithm>
@@ -7,20 +7,14 @@
 
 namespace pginfer {
 
-namespace {
-
-// Tokens per forward pass; longer inputs are split (llama.cpp's default micro-batch is 512 too).
-constexpr int64_t kMaxBatch = 512;
-
-}  // namespace
-
 Status Session::create(const Model& model, Backend& backend, int64_t n_ctx, std::unique_ptr<Session>* out) {
   const ModelConfig& c = model.config();
   if (n_ctx <= 0) n_ctx = c.n_ctx_train;
   if (n_ctx > (int64_t)1 << 24) return invalid_argument("context length " + std::to_string(n_ctx) + " is too large");
   std::unique_ptr<Session> s(new Session(model, backend));
   s->n_ctx_ = n_ctx;
-  s->max_batch_ = std::min(kMaxBatch, n_ctx);
+  // Tokens per forward pass, as the backend prefers; longer inputs are split.
+  s->max_batch_ = std::min(std::max<int64_t>(1, backend.pass_tokens()), n_ctx);
   PGI_RETURN_IF_ERROR(backend.create_kv_cache(c.n_layer, n_ctx, c.kv_dim(), &s->kv_));
   *out = std::move(s);
   return Status::ok_status();

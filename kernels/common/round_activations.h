@@ -71,18 +71,44 @@ PGI_HOST_DEVICE PGI_FORCEINLINE uint16_t hd_fp32_to_bf16(float f) {
 #endif
 }
 
-// 32 values as their Q8_0 quantization decodes (llama.cpp's x86 activation quantizer: d = amax / 127 stored
-// as F16, q = nearest_int(x * 127 / amax)).
+// How a Q8_0 block whose largest magnitude is amax rounds its values (llama.cpp's x86 activation quantizer:
+// d = amax / 127 stored as F16, q = nearest_int(x * 127 / amax)): q8_0_value(x) = q * d.
+struct Q8_0Rounding {
+  float id;  // 127 / amax (0 for an all-zero block)
+  float dh;  // amax / 127 as stored (F16)
+};
+PGI_HOST_DEVICE PGI_FORCEINLINE Q8_0Rounding q8_0_rounding(float amax) {
+  const float d = amax / 127.0f;
+  return {amax != 0.0f ? 127.0f / amax : 0.0f, hd_fp16_to_fp32(hd_fp32_to_fp16(d))};
+}
+PGI_HOST_DEVICE PGI_FORCEINLINE float q8_0_value(float x, Q8_0Rounding r) {
+  return (float)(int8_t)hd_nearest_int(x * r.id) * r.dh;
+}
+
+// 32 values as their Q8_0 quantization decodes.
 PGI_HOST_DEVICE inline void round_block_q8_0(const float* x, float* y) {
   float amax = 0.0f;
   for (int j = 0; j < 32; ++j) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
-  const float d = amax / 127.0f;
-  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  const float dh = hd_fp16_to_fp32(hd_fp32_to_fp16(d));
-  for (int j = 0; j < 32; ++j) y[j] = (float)(int8_t)hd_nearest_int(x[j] * id) * dh;
+  const Q8_0Rounding r = q8_0_rounding(amax);
+  for (int j = 0; j < 32; ++j) y[j] = q8_0_value(x[j], r);
 }
 
-// 256 values as their Q8_K quantization decodes (the value of largest magnitude maps to -127).
+// How a Q8_K block rounds its values when `max` is its first value of largest magnitude (not zero): that value
+// maps to -127, q = nearest_int(x * -127 / max) capped at 127, q8_k_value(x) = q * d.
+struct Q8_KRounding {
+  float iscale;  // -127 / max
+  float d;       // 1 / iscale
+};
+PGI_HOST_DEVICE PGI_FORCEINLINE Q8_KRounding q8_k_rounding(float max) {
+  const float iscale = -127.0f / max;
+  return {iscale, 1 / iscale};
+}
+PGI_HOST_DEVICE PGI_FORCEINLINE float q8_k_value(float x, Q8_KRounding r) {
+  const int q = hd_nearest_int(r.iscale * x);
+  return r.d * (float)(int8_t)(q < 127 ? q : 127);
+}
+
+// 256 values as their Q8_K quantization decodes (all zeros when every value is zero).
 PGI_HOST_DEVICE inline void round_block_q8_k(const float* x, float* y) {
   float max = 0.0f, amax = 0.0f;
   for (int j = 0; j < 256; ++j) {
@@ -93,12 +119,8 @@ PGI_HOST_DEVICE inline void round_block_q8_k(const float* x, float* y) {
     for (int j = 0; j < 256; ++j) y[j] = 0.0f;
     return;
   }
-  const float iscale = -127.0f / max;
-  const float d = 1 / iscale;
-  for (int j = 0; j < 256; ++j) {
-    const int q = hd_nearest_int(iscale * x[j]);
-    y[j] = d * (float)(int8_t)(q < 127 ? q : 127);
-  }
+  const Q8_KRounding r = q8_k_rounding(max);
+  for (int j = 0; j < 256; ++j) y[j] = q8_k_value(x[j], r);
 }
 
 // One value rounded to F16 or BF16 (others unchanged).

@@ -19,9 +19,12 @@
 namespace pginfer::testing {
 
 // Outputs (host floats) of the step's tokens, every chunk's rows in chunk order, computed on a fresh pool of
-// `backend` with the histories stored first; per chunk or in one attention_batch call.
-inline std::vector<float> run_attention_batch_case(Backend& backend, const AttentionParams& ap, bool batched) {
-  const int64_t n_layer = 2, layer = 1, n_blocks = 24, block_size = 16;
+// `backend` with the histories stored first; per chunk or in one attention_batch call. The prompt has
+// `prompt_tokens` tokens (at least 16).
+inline std::vector<float> run_attention_batch_case(Backend& backend, const AttentionParams& ap, bool batched,
+                                                   int64_t prompt_tokens = 20) {
+  const int64_t n_layer = 2, layer = 1, block_size = 16;
+  const int64_t prompt_blocks = (prompt_tokens + block_size - 1) / block_size, n_blocks = 22 + prompt_blocks;
   const int64_t q_dim = ap.n_head * ap.head_dim, kv_dim = ap.n_head_kv * ap.head_dim;
   std::unique_ptr<KvPool> pool;
   const Status st = backend.create_kv_pool(n_layer, n_blocks, block_size, kv_dim, &pool);
@@ -32,11 +35,11 @@ inline std::vector<float> run_attention_batch_case(Backend& backend, const Atten
   std::shuffle(ids.begin(), ids.end(), std::mt19937(11));
   auto take = [&](size_t from, size_t n) { return std::vector<int32_t>(ids.begin() + from, ids.begin() + from + n); };
   PagedKvCache decode_a(*pool), prompt_b(*pool), shared_c(*pool), decode_d(*pool);
-  decode_a.blocks = take(0, 3);    // 40 positions of history, then one token at 40
-  prompt_b.blocks = take(3, 2);    // a prompt of 20 tokens at 0..19
-  shared_c.blocks = take(5, 1);    // B's first block (positions 0-15, written by B in the step), then its own
-  shared_c.blocks.insert(shared_c.blocks.begin(), prompt_b.blocks[0]);
-  decode_d.blocks = take(6, 9);    // 130 positions of history, then one token at 130
+  decode_a.blocks = take(0, 3);                  // 40 positions of history, then one token at 40
+  prompt_b.blocks = take(3, prompt_blocks);      // a prompt at 0..prompt_tokens - 1
+  shared_c.blocks = take(3 + prompt_blocks, 1);  // B's first block (positions 0-15, written by B in the step), then
+  shared_c.blocks.insert(shared_c.blocks.begin(), prompt_b.blocks[0]);  // its own
+  decode_d.blocks = take(4 + prompt_blocks, 9);  // 130 positions of history, then one token at 130
 
   // Rows n_tokens of q, k, v (seeded) for the backend, and room for the output.
   struct Inputs {
@@ -68,9 +71,11 @@ inline std::vector<float> run_attention_batch_case(Backend& backend, const Atten
   history(decode_a, 40, 100);
   history(decode_d, 130, 200);
   // The step.
-  const std::vector<AttentionChunk> chunks = {{&decode_a, 1}, {&prompt_b, 20}, {&shared_c, 7}, {&decode_d, 1}};
+  const std::vector<AttentionChunk> chunks = {
+      {&decode_a, 1}, {&prompt_b, prompt_tokens}, {&shared_c, 7}, {&decode_d, 1}};
   std::vector<int32_t> pos;
-  for (const std::vector<int32_t>& p : {positions(40, 1), positions(0, 20), positions(16, 7), positions(130, 1)}) {
+  for (const std::vector<int32_t>& p :
+       {positions(40, 1), positions(0, prompt_tokens), positions(16, 7), positions(130, 1)}) {
     pos.insert(pos.end(), p.begin(), p.end());
   }
   const int64_t n = (int64_t)pos.size();

@@ -455,10 +455,12 @@ TEST(CpuBackend, AttentionBatchEqualsPerChunkCalls) {
   ap.n_head_kv = 2;
   ap.head_dim = 64;
   ap.scale = 0.125f;
-  const std::vector<float> per_chunk = testing::run_attention_batch_case(*cpu, ap, false);
-  const std::vector<float> batched = testing::run_attention_batch_case(*cpu, ap, true);
-  ASSERT_FALSE(per_chunk.empty());
-  EXPECT_EQ(batched, per_chunk);
+  for (int64_t prompt : {20, 150}) {
+    const std::vector<float> per_chunk = testing::run_attention_batch_case(*cpu, ap, false, prompt);
+    const std::vector<float> batched = testing::run_attention_batch_case(*cpu, ap, true, prompt);
+    ASSERT_FALSE(per_chunk.empty());
+    EXPECT_EQ(batched, per_chunk) << prompt << "-token prompt";
+  }
 }
 
 }  // namespace

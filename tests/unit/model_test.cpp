@@ -60,6 +60,17 @@ Status load_edited(const std::function<void(GgufWriter&, const GgufFile&)>& edit
   return Model::load(path, &m);
 }
 
+// Backends know the models they prepared by their serial: each load gets a new one, the same file's too.
+TEST(Model, EachLoadHasItsOwnSerial) {
+  std::unique_ptr<Model> a, b;
+  ASSERT_TRUE(Model::load(testing::synthetic_model("tiny", TensorType::Q8_0), &a).ok());
+  const uint64_t first = a->serial();
+  a.reset();
+  ASSERT_TRUE(Model::load(testing::synthetic_model("tiny", TensorType::Q8_0), &b).ok());
+  EXPECT_NE(b->serial(), first);
+  EXPECT_NE(b->serial(), 0u);
+}
+
 TEST(Model, RefusesUnknownArchitecture) {
   Status st = load_edited([](GgufWriter& w, const GgufFile&) { w.set_string("general.architecture", "ollmo"); });
   EXPECT_EQ(st.code(), StatusCode::Unsupported);

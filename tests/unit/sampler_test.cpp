@@ -30,6 +30,26 @@ std::map<int32_t, int> draw(const SamplingParams& params, const std::vector<floa
 
 const std::vector<float> kLogits = logits_of({0.40, 0.25, 0.15, 0.10, 0.06, 0.04});
 
+// plain_argmax(): greedy sampling whose penalties cannot change the logits, so that the argmax suffices.
+TEST(Sampler, PlainArgmaxOnlyWhenGreedyWithoutPenalties) {
+  SamplingParams p;
+  EXPECT_TRUE(Sampler(p).plain_argmax());
+  p.temperature = 0.5f;
+  EXPECT_FALSE(Sampler(p).plain_argmax());
+  p.temperature = 0.0f;
+  p.repeat_penalty = 1.1f;
+  EXPECT_FALSE(Sampler(p).plain_argmax());
+  p.penalty_last_n = 0;  // the penalties look at no token
+  EXPECT_TRUE(Sampler(p).plain_argmax());
+  p.penalty_last_n = 64;
+  p.repeat_penalty = 1.0f;
+  p.presence_penalty = 0.5f;
+  EXPECT_FALSE(Sampler(p).plain_argmax());
+  p.presence_penalty = 0.0f;
+  p.frequency_penalty = -0.5f;
+  EXPECT_FALSE(Sampler(p).plain_argmax());
+}
+
 TEST(Sampler, GreedyIsArgmax) {
   Sampler s({.temperature = 0.0f});
   EXPECT_EQ(s.sample(kLogits), 0);
