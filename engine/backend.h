@@ -169,8 +169,8 @@ class Backend {
 
   // Announces a forward pass whose operations follow, up to end_pass(), with no read or write between. True
   // when the backend records them instead of running them one by one, to run them as one unit at end_pass()
-  // (the CUDA backend's graphs: a pass of a shape seen before replays that shape's recording with the new ids,
-  // positions and block tables). By default false: operations run as they are issued.
+  // (CUDA graphs, say: a pass of a shape seen before replays that shape's recording with the new ids, positions
+  // and block tables). By default false: operations run as they are issued.
   virtual bool begin_pass(const PassShape& shape) { return false; }
   // Runs what was recorded since begin_pass() returned true. False when the recording could not be made or
   // replayed: nothing of it ran, the backend runs operations as issued again, and the caller issues the pass's

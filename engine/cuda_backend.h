@@ -40,7 +40,7 @@ namespace pginfer {
 
 // Version of the interface between the engine and the module; the module reports the one it was built with
 // and the loader refuses a different one. Bump it whenever Backend, GgufTensor, Model or the factory changes.
-constexpr int kCudaModuleAbi = 4;
+constexpr int kCudaModuleAbi = 5;
 
 // Options of the CUDA backend.
 struct CudaBackendOptions {
