@@ -12,6 +12,7 @@
 #include <span>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/backend.h"
@@ -106,12 +107,14 @@ class CpuBackend : public Backend {
   const char* name() const override { return "cpu"; }
 
   Status prepare(const Model& model) override {
-    // Small 1-D tensors (norm weights, biases, rope factors) that are not F32 get a float copy.
+    // Small 1-D tensors (norm weights, biases, rope factors) that are not F32 get a float copy, once per model (by
+    // its serial: a later model's tensors may sit at the addresses of a gone one's, whose copies they replace).
+    if (!prepared_.insert(model.serial()).second) return Status::ok_status();
     for (const GgufTensor& t : model.file().tensors()) {
-      if (t.n_dims == 1 && t.type != TensorType::F32 && !floats_.count(&t)) {
+      if (t.n_dims == 1 && t.type != TensorType::F32) {
         std::vector<float> v(t.ne[0]);
         dequantize_row(t.type, t.data, v.data(), t.ne[0]);
-        floats_.emplace(&t, std::move(v));
+        floats_[&t] = std::move(v);
       }
     }
     return Status::ok_status();
@@ -406,6 +409,7 @@ class CpuBackend : public Backend {
   std::vector<int32_t> token_view_;   // each token's entry in views_
   std::vector<float> xr_;     // rounded activations of the current product
   std::unordered_map<const GgufTensor*, std::vector<float>> floats_;
+  std::unordered_set<uint64_t> prepared_;  // serials of the models prepared
 };
 
 }  // namespace

@@ -3,13 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "engine/backend.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/executor.h"
+#include "engine/gguf_writer.h"
 #include "engine/session.h"
+#include "kernels/cpu/fp16.h"
 #include "kernels/cpu/quant.h"
 #include "tests/unit/attention_batch_case.h"
 #include "test_models.h"
@@ -448,6 +453,65 @@ TEST(CpuBackend, MatmulPathsAgree) {
 // The CPU backend's attention_batch (every chunk's keys and values stored, then all tokens in one loop): bit for
 // bit what per-chunk attention calls give, a chunk reading a shared block that an earlier chunk of the call
 // writes included.
+// tiny F32 rewritten with its 1-D tensors (norm weights) as F16, multiplied by `scale`; the file's path.
+std::string tiny_with_f16_norms(float scale) {
+  std::unique_ptr<GgufFile> in;
+  EXPECT_TRUE(GgufFile::open(synthetic_model("tiny", TensorType::F32), &in).ok());
+  GgufWriter w;
+  for (const std::string& key : in->keys()) w.copy_value(key, *in->find(key));
+  for (const GgufTensor& t : in->tensors()) {
+    const GgufTensor* src = &t;
+    const bool norm = t.n_dims == 1;
+    w.add_tensor(t.name, norm ? TensorType::F16 : t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims),
+                 [src, norm, scale](uint8_t* dst, size_t n) {
+                   if (!norm) {
+                     std::memcpy(dst, src->data, n);
+                   } else {
+                     const float* v = reinterpret_cast<const float*>(src->data);
+                     for (int64_t i = 0; i < src->ne[0]; ++i) {
+                       const uint16_t h = fp32_to_fp16(v[i] * scale);
+                       std::memcpy(dst + 2 * i, &h, 2);
+                     }
+                   }
+                   return Status::ok_status();
+                 });
+  }
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("pginfer-forward-f16-norms-" + std::to_string(scale) + ".gguf")).string();
+  EXPECT_TRUE(w.write(path).ok());
+  return path;
+}
+
+// One backend, one model after another, each with F16 norm weights (which the CPU backend keeps as floats): the
+// second, loaded once the first is gone (its tensors may then sit at the first's addresses), computes with its own
+// norms, as on a fresh backend.
+TEST(CpuBackend, ALaterModelGetsItsOwnFloatCopies) {
+  std::unique_ptr<Backend> shared = make_cpu_backend({2});
+  const std::vector<int32_t> ids = {1, 2, 3, 4};
+  std::vector<float> logits;
+  {
+    std::unique_ptr<Model> first;
+    ASSERT_TRUE(Model::load(tiny_with_f16_norms(1.0f), &first).ok());
+    ASSERT_TRUE(shared->prepare(*first).ok());
+    std::unique_ptr<Session> s;
+    ASSERT_TRUE(Session::create(*first, *shared, 16, &s).ok());
+    ASSERT_TRUE(s->eval(ids, false, &logits).ok());
+  }
+  std::unique_ptr<Model> second;
+  ASSERT_TRUE(Model::load(tiny_with_f16_norms(3.0f), &second).ok());
+  ASSERT_TRUE(shared->prepare(*second).ok());
+  std::unique_ptr<Backend> fresh = make_cpu_backend({2});
+  ASSERT_TRUE(fresh->prepare(*second).ok());
+  std::vector<float> got, want;
+  std::unique_ptr<Session> a, b;
+  ASSERT_TRUE(Session::create(*second, *shared, 16, &a).ok());
+  ASSERT_TRUE(Session::create(*second, *fresh, 16, &b).ok());
+  ASSERT_TRUE(a->eval(ids, false, &got).ok());
+  ASSERT_TRUE(b->eval(ids, false, &want).ok());
+  EXPECT_EQ(got, want);
+  EXPECT_NE(want, logits) << "the two models should differ";
+}
+
 TEST(CpuBackend, AttentionBatchEqualsPerChunkCalls) {
   std::unique_ptr<Backend> cpu = make_cpu_backend({2});
   AttentionParams ap;
