@@ -56,7 +56,6 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
   positions_.clear();
   attention_chunks_.clear();
   logit_requests_.clear();
-  logit_tokens_.clear();
   for (const SequenceChunk& ch : chunks) {
     const int64_t first = (int64_t)ids_.size(), m = (int64_t)ch.ids.size();
     for (int64_t i = 0; i < m; ++i) {
@@ -67,11 +66,9 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     if (ch.logits != nullptr && m > 0) {
       for (int64_t t = ch.all_logits ? 0 : m - 1; t < m; ++t) {
         logit_requests_.push_back({first + t, ch.logits + (ch.all_logits ? t : 0) * c.n_vocab, nullptr});
-        logit_tokens_.push_back(first + t);
       }
     } else if (ch.argmax != nullptr && m > 0) {
       logit_requests_.push_back({first + m - 1, nullptr, ch.argmax});
-      logit_tokens_.push_back(first + m - 1);
     }
   }
   const int64_t n = (int64_t)ids_.size();
@@ -94,6 +91,8 @@ Status Executor::forward(std::span<const SequenceChunk> chunks) {
     return be.health();
   }
   // One group at most: the whole pass is announced to the backend, which may record and replay it.
+  logit_tokens_.clear();
+  for (const LogitRow& row : logit_requests_) logit_tokens_.push_back(row.token);
   PassShape shape;
   shape.owner = id_;
   shape.chunks = attention_chunks_;

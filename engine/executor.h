@@ -77,7 +77,7 @@ class Executor {
   std::vector<int32_t> ids_, positions_;
   std::vector<AttentionChunk> attention_chunks_;  // the pass's non-empty chunks, for attention_batch
   std::vector<LogitRow> logit_requests_;      // the rows of logits the pass's chunks ask for, in order
-  std::vector<int64_t> logit_tokens_;             // their tokens (PassShape::logit_tokens)
+  std::vector<int64_t> logit_tokens_;             // their tokens, for an announced pass (PassShape::logit_tokens)
   std::vector<int32_t> best_ids_;                 // argmax rows' results, before they go to their chunks
   std::vector<float> host_rows_;                  // argmax rows read back when the backend has no argmax_rows
 };

@@ -17,10 +17,6 @@ constexpr int64_t kMaxContext = 1 << 24;
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
-}  // namespace
-
-namespace {
-
 // Model::serial(): counts the models of the process.
 uint64_t next_model_serial() {
   static std::atomic<uint64_t> last{0};

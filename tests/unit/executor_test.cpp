@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "engine/backend.h"
@@ -100,6 +101,15 @@ class DeferringBackend : public ForwardingBackend {
   std::vector<std::function<void()>> queued_;
 };
 
+// The tiny synthetic model of `type` and a CPU backend prepared for it (a null model on failure).
+std::pair<std::unique_ptr<Model>, std::unique_ptr<Backend>> tiny_on_cpu(TensorType type) {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Backend> cpu = make_cpu_backend({2});
+  EXPECT_TRUE(Model::load(testing::synthetic_model("tiny", type), &model).ok());
+  if (model != nullptr) EXPECT_TRUE(cpu->prepare(*model).ok());
+  return {std::move(model), std::move(cpu)};
+}
+
 // Logits of three sequences decoded together for 4 steps after their prompts (one executor, three caches),
 // every token's logits for the first sequence's prompt, on `backend`.
 std::vector<std::vector<float>> batched_logits(const Model& model, Backend& backend) {
@@ -137,10 +147,8 @@ TEST(Executor, DeferredPassesGiveTheLogitsOfOperationsRunAsIssued) {
   // Q8_0: logit rows grouped into one product (one pass, announced); F32: one row per product, so the passes
   // with several rows are not announced (their rows are read between products).
   for (TensorType type : {TensorType::Q8_0, TensorType::F32}) {
-    std::unique_ptr<Model> model;
-    ASSERT_TRUE(Model::load(testing::synthetic_model("tiny", type), &model).ok());
-    std::unique_ptr<Backend> cpu = make_cpu_backend({2});
-    ASSERT_TRUE(cpu->prepare(*model).ok());
+    auto [model, cpu] = tiny_on_cpu(type);
+    ASSERT_NE(model, nullptr);
     const std::vector<std::vector<float>> want = batched_logits(*model, *cpu);
     for (bool refuse : {false, true}) {
       DeferringBackend deferring(*cpu, refuse);
@@ -160,10 +168,8 @@ TEST(Executor, DeferredPassesGiveTheLogitsOfOperationsRunAsIssued) {
 
 // A pass of one sequence with one row of logits is announced whatever the output type (a Session's decoding).
 TEST(Executor, OneRowPassesAreAnnounced) {
-  std::unique_ptr<Model> model;
-  ASSERT_TRUE(Model::load(testing::synthetic_model("tiny", TensorType::F32), &model).ok());
-  std::unique_ptr<Backend> cpu = make_cpu_backend({2});
-  ASSERT_TRUE(cpu->prepare(*model).ok());
+  auto [model, cpu] = tiny_on_cpu(TensorType::F32);
+  ASSERT_NE(model, nullptr);
   DeferringBackend deferring(*cpu, false);
   std::unique_ptr<Session> plain, deferred;
   ASSERT_TRUE(Session::create(*model, *cpu, 32, &plain).ok());
@@ -202,10 +208,8 @@ class ArgmaxBackend : public ForwardingBackend {
 // has one (in runs of consecutive rows), else from rows read back. Q8_0: the rows in one product; F32: one each.
 TEST(Executor, ArgmaxRowsGiveTheArgmaxOfTheLogits) {
   for (TensorType type : {TensorType::Q8_0, TensorType::F32}) {
-    std::unique_ptr<Model> model;
-    ASSERT_TRUE(Model::load(testing::synthetic_model("tiny", type), &model).ok());
-    std::unique_ptr<Backend> cpu = make_cpu_backend({2});
-    ASSERT_TRUE(cpu->prepare(*model).ok());
+    auto [model, cpu] = tiny_on_cpu(type);
+    ASSERT_NE(model, nullptr);
     ArgmaxBackend with_argmax(*cpu);
     const int64_t V = model->config().n_vocab;
     const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4, 5, 6, 7}, {8, 9}};
