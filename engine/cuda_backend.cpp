@@ -437,7 +437,7 @@ class CudaBackend : public Backend {
     } else {
       // A replay that departed from its recording: the recording is not trusted again.
       ++sightings_[key_].failures;
-      drop_recording(key_);
+      recordings_.erase(key_);
     }
     ++(ran ? (mode == Mode::kCapture ? stats_.captured : stats_.replayed) : stats_.reissued);
     // What the device's upload arrays hold is known again only after the arrays are next written.
@@ -635,6 +635,20 @@ class CudaBackend : public Backend {
     std::vector<int32_t> host;  // what mem holds; empty when unknown
   };
 
+  // What an attention call sends to the device and launches (build_attention_layout).
+  struct AttentionLayout {
+    bool built_in_pass = false;           // built inside an announced pass, whose later layers may reuse it
+    const int32_t* pos = nullptr;         // the call's positions and chunks it was built from
+    std::vector<AttentionChunk> chunks;
+    std::vector<int64_t> chunk_tokens;    // the non-empty chunks' token counts
+    int64_t n_tokens = 0, bound = 0;      // tokens, and the key bound (cuda::attention_key_bound)
+    KvLayers* kv = nullptr;               // the cache or pool's memory
+    int block_shift = 0;
+    bool paged = false, per_token_tables = false, tiled = false;
+    int64_t tables_at = 0, tiles_at = 0, n_tiles = 0;  // offsets in host, and the tiled kernel's tiles
+    std::vector<int32_t> host;            // what attn_ints_ is filled from
+  };
+
   // How operations are issued (begin_pass, end_pass).
   enum class Mode {
     kEager,    // launched as they come
@@ -828,6 +842,7 @@ class CudaBackend : public Backend {
   void start_recorded_pass(Mode mode) {
     mode_ = mode;
     op_index_ = upload_index_ = 0;
+    attn_layout_.built_in_pass = false;
     forget_uploaded();
   }
 
@@ -847,8 +862,6 @@ class CudaBackend : public Backend {
     }
     recordings_[key_] = std::move(rec);
   }
-
-  void drop_recording(const std::vector<int64_t>& key) { recordings_.erase(key); }
 
   // Launches a recording; false (the backend failed) on an error.
   bool launch(Recording* rec) {
@@ -1006,114 +1019,138 @@ class CudaBackend : public Backend {
   void attend(std::span<const AttentionChunk> chunks, int64_t layer, const float* q, const float* k, const float* v,
               const int32_t* pos, const AttentionParams& p, float* out) {
     if (failed()) return;
-    int64_t n_tokens = 0, n_chunks = 0, longest = 0;
+    // Within an announced pass every layer attends with the same chunks and positions (Executor::run_layers): the
+    // first layer's call builds what goes to the device, and the others reuse it.
+    AttentionLayout& a = attn_layout_;
+    if (!(mode_ != Mode::kEager && a.built_in_pass && a.pos == pos &&
+          std::equal(chunks.begin(), chunks.end(), a.chunks.begin(), a.chunks.end(),
+                     [](const AttentionChunk& x, const AttentionChunk& y) {
+                       return x.kv == y.kv && x.n_tokens == y.n_tokens;
+                     }))) {
+      if (!build_attention_layout(chunks, pos, p, &a)) return;
+    }
+    if (a.n_tokens == 0 || !begin_op(kOpAttention, a.n_tokens, a.bound)) return;
+    const int32_t* dev = upload_ints(a.host.data(), (int64_t)a.host.size(), &attn_ints_);
+    if (dev == nullptr || replaying()) return;
+    const int32_t* dev_pos = dev;
+    cuda::KvSlots slots;
+    slots.block_shift = a.block_shift;
+    if (a.paged) slots.blocks = dev + a.tables_at;
+    if (a.per_token_tables) slots.table_start = dev + a.n_tokens;
+    KvLayers* kv = a.kv;
+    // Every chunk's new rows are stored before any query reads: both kernels run in order on one stream.
+    cuda::kv_store(k, v, dev_pos, a.n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
+    if (a.tiled) {
+      cuda::attention_tiled(q, kv->keys(layer), kv->values(layer), slots, dev_pos, dev + a.tiles_at, a.n_tiles,
+                            p.n_head, p.n_head_kv, p.head_dim, p.scale, out, stream_);
+      check_launch("attention");
+      return;
+    }
+    float* partial = nullptr;
+    if (const int64_t n = cuda::attention_scratch_floats(a.n_tokens, p.n_head, p.head_dim, a.bound); n > 0) {
+      partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
+      if (!partial) return;
+    }
+    cuda::attention(q, kv->keys(layer), kv->values(layer), slots, dev_pos, a.n_tokens, p.n_head, p.n_head_kv,
+                    p.head_dim, p.scale, a.bound, partial, out, stream_);
+    check_launch("attention");
+  }
+
+  // Builds *a for an attention call (attend): the key bound, the kernel, and what goes to the device: the
+  // positions; then, paged, each token's table start (several chunks only) and every chunk's block table up to its
+  // last position's block, each entry checked (a bad table must not write outside the pool), padded with zeros to
+  // the bound's blocks (so that the upload's size, and a recording of it, depends on the bound only); last, for the
+  // tiled kernel, its tiles. False, the backend failed, on a position that a cache or block table does not cover, a
+  // table entry outside the pool, or heads too large.
+  bool build_attention_layout(std::span<const AttentionChunk> chunks, const int32_t* pos, const AttentionParams& p,
+                              AttentionLayout* a) {
+    a->built_in_pass = mode_ != Mode::kEager;
+    a->pos = pos;
+    a->chunks.assign(chunks.begin(), chunks.end());
+    a->chunk_tokens.clear();
+    int64_t n_tokens = 0, longest = 0;
     const AttentionChunk* first = nullptr;
-    chunk_tokens_.clear();
     for (const AttentionChunk& c : chunks) {
       if (c.n_tokens <= 0) continue;
       if (first == nullptr) first = &c;
       n_tokens += c.n_tokens;
-      ++n_chunks;
       longest = std::max(longest, c.n_tokens);
-      chunk_tokens_.push_back(c.n_tokens);
+      a->chunk_tokens.push_back(c.n_tokens);
     }
-    if (n_tokens == 0) return;
+    a->n_tokens = n_tokens;
+    if (n_tokens == 0) return true;
+    const int64_t n_chunks = (int64_t)a->chunk_tokens.size();
     PagedKvCache* first_paged = first->kv->as_paged();
     const int64_t block_size = first_paged ? first_paged->pool().block_size() : 1;
     int64_t max_kv = 0;
     for (int64_t t = 0; t < n_tokens; ++t) max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
     // The kernels' shape depends on this bound, not on max_kv: it stays the same over 256 decoding steps.
-    const int64_t bound = cuda::attention_key_bound(max_kv, block_size);
-    if (!begin_op(kOpAttention, n_tokens, bound)) return;
+    a->bound = cuda::attention_key_bound(max_kv, block_size);
     if (p.head_dim > cuda::kMaxHeadDim) {
       fail("head dimension " + std::to_string(p.head_dim) + " exceeds the CUDA attention kernel's " +
            std::to_string(cuda::kMaxHeadDim));
-      return;
+      return false;
     }
     for (int64_t t = 0; t < n_tokens; ++t) {
       if (pos[t] < 0) {
         fail("attention at negative position " + std::to_string(pos[t]));
-        return;
+        return false;
       }
     }
-    // What goes to the device: the positions; then, paged, each token's table start (several chunks only) and
-    // every chunk's block table up to its last position's block, each entry checked (a bad table must not
-    // write outside the pool), padded with zeros to the bound's blocks (so that the upload's size, and a
-    // recording of it, depends on the bound only); last, for the tiled kernel, its tiles.
-    KvLayers* kv;
-    cuda::KvSlots slots;
-    attn_host_.assign(pos, pos + n_tokens);
-    const bool paged = first_paged != nullptr;
-    const bool per_token_tables = paged && n_chunks > 1;
-    const int64_t tables_at = per_token_tables ? 2 * n_tokens : n_tokens;
-    if (paged) {
+    std::vector<int32_t>& host = a->host;
+    host.assign(pos, pos + n_tokens);
+    a->paged = first_paged != nullptr;
+    a->per_token_tables = a->paged && n_chunks > 1;
+    a->tables_at = a->per_token_tables ? 2 * n_tokens : n_tokens;
+    a->block_shift = 0;
+    if (a->paged) {
       CudaKvPool& pool = static_cast<CudaKvPool&>(first_paged->pool());
-      kv = &pool.kv;
-      slots.block_shift = pool.block_shift();
-      attn_host_.resize(tables_at);
+      a->kv = &pool.kv;
+      a->block_shift = pool.block_shift();
+      host.resize(a->tables_at);
       int64_t t0 = 0;
       for (const AttentionChunk& c : chunks) {
         if (c.n_tokens <= 0) continue;
         const PagedKvCache& seq = *c.kv->as_paged();
         int32_t last = 0;
         for (int64_t t = t0; t < t0 + c.n_tokens; ++t) last = std::max(last, pos[t]);
-        const int64_t n_table = ((int64_t)last >> slots.block_shift) + 1;
+        const int64_t n_table = ((int64_t)last >> a->block_shift) + 1;
         if (n_table > (int64_t)seq.blocks.size()) {
           fail("position " + std::to_string(last) + " lies beyond the block table's " +
                std::to_string(seq.blocks.size()) + " blocks");
-          return;
+          return false;
         }
-        const int64_t start = (int64_t)attn_host_.size() - tables_at;
+        const int64_t start = (int64_t)host.size() - a->tables_at;
         if (start + n_table > INT32_MAX) {
           fail("the block tables of one attention call exceed 2^31 entries");
-          return;
+          return false;
         }
-        if (per_token_tables) std::fill(&attn_host_[n_tokens + t0], &attn_host_[n_tokens + t0] + c.n_tokens, (int32_t)start);
+        if (a->per_token_tables) std::fill(&host[n_tokens + t0], &host[n_tokens + t0] + c.n_tokens, (int32_t)start);
         for (int64_t i = 0; i < n_table; ++i) {
           const int32_t b = seq.blocks[i];
           if (b < 0 || b >= pool.n_blocks()) {
             fail("block table entry " + std::to_string(b) + " outside the pool's " + std::to_string(pool.n_blocks()) +
                  " blocks");
-            return;
+            return false;
           }
-          attn_host_.push_back(b);
+          host.push_back(b);
         }
-        attn_host_.resize(attn_host_.size() + (size_t)((bound >> slots.block_shift) - n_table), 0);
+        host.resize(host.size() + (size_t)((a->bound >> a->block_shift) - n_table), 0);
         t0 += c.n_tokens;
       }
     } else {
-      kv = &static_cast<CudaKvCache&>(*first->kv).kv;
-      if (max_kv > kv->slots) {
-        fail("position " + std::to_string(max_kv - 1) + " beyond the KV cache's " + std::to_string(kv->slots));
-        return;
+      a->kv = &static_cast<CudaKvCache&>(*first->kv).kv;
+      if (max_kv > a->kv->slots) {
+        fail("position " + std::to_string(max_kv - 1) + " beyond the KV cache's " + std::to_string(a->kv->slots));
+        return false;
       }
     }
-    const bool tiled = cuda::attention_tiled_pays(longest, p.head_dim);
-    const int64_t tiles_at = (int64_t)attn_host_.size();
-    const int64_t n_tiles = tiled ? cuda::attention_tiles(chunk_tokens_.data(), n_chunks, nullptr) : 0;
-    attn_host_.resize(tiles_at + 2 * n_tiles);
-    if (tiled) cuda::attention_tiles(chunk_tokens_.data(), n_chunks, attn_host_.data() + tiles_at);
-    const int32_t* dev = upload_ints(attn_host_.data(), (int64_t)attn_host_.size(), &attn_ints_);
-    if (dev == nullptr || replaying()) return;
-    const int32_t* dev_pos = dev;
-    if (paged) slots.blocks = dev + tables_at;
-    if (per_token_tables) slots.table_start = dev + n_tokens;
-    // Every chunk's new rows are stored before any query reads: both kernels run in order on one stream.
-    cuda::kv_store(k, v, dev_pos, n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
-    if (tiled) {
-      cuda::attention_tiled(q, kv->keys(layer), kv->values(layer), slots, dev_pos, dev + tiles_at, n_tiles, p.n_head,
-                            p.n_head_kv, p.head_dim, p.scale, out, stream_);
-      check_launch("attention");
-      return;
-    }
-    float* partial = nullptr;
-    if (const int64_t n = cuda::attention_scratch_floats(n_tokens, p.n_head, p.head_dim, bound); n > 0) {
-      partial = static_cast<float*>(scratch(&attn_partial_, (size_t)n * sizeof(float)));
-      if (!partial) return;
-    }
-    cuda::attention(q, kv->keys(layer), kv->values(layer), slots, dev_pos, n_tokens, p.n_head, p.n_head_kv,
-                    p.head_dim, p.scale, bound, partial, out, stream_);
-    check_launch("attention");
+    a->tiled = cuda::attention_tiled_pays(longest, p.head_dim);
+    a->tiles_at = (int64_t)host.size();
+    a->n_tiles = a->tiled ? cuda::attention_tiles(a->chunk_tokens.data(), n_chunks, nullptr) : 0;
+    host.resize(a->tiles_at + 2 * a->n_tiles);
+    if (a->tiled) cuda::attention_tiles(a->chunk_tokens.data(), n_chunks, host.data() + a->tiles_at);
+    return true;
   }
 
   // At least `bytes` of scratch in *m (grown, never shrunk); null after a failure.
@@ -1135,8 +1172,7 @@ class CudaBackend : public Backend {
   bool early_launch_;              // kernels on stream_ may launch early (cuda::set_early_launch)
   IntUpload ids_, pos_;
   IntUpload attn_ints_;            // an attention call's positions, then (paged) table starts and block tables
-  std::vector<int32_t> attn_host_;  // what attn_ints_ is filled from
-  std::vector<int64_t> chunk_tokens_;  // an attention call's chunk sizes
+  AttentionLayout attn_layout_;    // the last attention call's (attend)
   PinnedStaging staging_;           // where uploads are copied from
   DeviceMemory weight16_, act16_, act_round_, attn_partial_;
   DeviceMemory cublas_workspace_;

@@ -380,17 +380,4 @@ bool matvec(const MatvecJob& job, cudaStream_t stream) {
   return true;
 }
 
-bool matvec(TensorType type, const void* w, size_t row_bytes, int64_t rows, int64_t k, const float* x,
-            int64_t n_tokens, const float* bias, float* y, cudaStream_t stream) {
-  MatvecJob job;
-  job.type = type;
-  job.row_bytes = row_bytes;
-  job.k = k;
-  job.x = x;
-  job.n_tokens = n_tokens;
-  job.parts[0] = {w, rows, bias, y};
-  job.n_parts = 1;
-  return matvec(job, stream);
-}
-
 }  // namespace pginfer::cuda

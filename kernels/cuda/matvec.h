@@ -10,15 +10,6 @@
 
 namespace pginfer::cuda {
 
-// y[t][r] = dot(row r of w, x[t]) (+ bias[r]) for t < n_tokens, w being `rows` rows of k values of `type`
-// `row_bytes` apart, x n_tokens rows of k floats, y n_tokens rows of `rows` floats (device; bias may be
-// null). One warp per row reads the row once for up to 8 tokens: meant for decoding and small batches,
-// larger ones go through gemm.h. k must be a multiple of 32. False for an unsupported type. The kernels round
-// the activations as the CPU's products do, on the fly: to F16 or BF16 for those weights, to the Q8_0 or Q8_K
-// values of kernels/common/round_activations.h for quantized ones (x is given unrounded).
-bool matvec(TensorType type, const void* w, size_t row_bytes, int64_t rows, int64_t k, const float* x,
-            int64_t n_tokens, const float* bias, float* y, cudaStream_t stream);
-
 // Most matrices of one launch.
 constexpr int kMaxMatvecParts = 3;
 
@@ -32,7 +23,12 @@ struct MatvecPart {
 };
 
 // Products of up to kMaxMatvecParts matrices of one type and row length with the same activations x, in one launch
-// (decoding's q, k and v). With `accumulate` each result is added to what y holds (y + (dot + bias), as an add
+// (decoding's q, k and v): for each part, y[t][r] = dot(row r of w, x[t]) (+ bias[r]) for t < n_tokens, w being
+// `rows` rows of k values `row_bytes` apart, x n_tokens rows of k floats (device). One warp per row reads the row
+// once for up to 8 tokens: meant for decoding and small batches, larger ones go through gemm.h. k must be a
+// multiple of 32. The kernels round the activations as the CPU's products do, on the fly: to F16 or BF16 for those
+// weights, to the Q8_0 or Q8_K values of kernels/common/round_activations.h for quantized ones (x is given
+// unrounded). With `accumulate` each result is added to what y holds (y + (dot + bias), as an add
 // after the product gives). With `swiglu`, two parts of equal rows, gate and up: parts[0].y receives
 // swiglu_value(gate row . x, up row . x) (kernels/common/elementwise.h) and parts[1].y is not written.
 struct MatvecJob {
@@ -47,7 +43,7 @@ struct MatvecJob {
   bool swiglu = false;
 };
 
-// Runs a job as matvec() above runs one matrix; false for an unsupported type or job.
+// Runs a job; false for an unsupported type or job.
 bool matvec(const MatvecJob& job, cudaStream_t stream);
 
 }  // namespace pginfer::cuda
