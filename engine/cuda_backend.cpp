@@ -31,7 +31,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine/attention_layout.h"
 #include "engine/cuda_backend.h"
+#include "engine/cuda_memory.h"
 #include "engine/model.h"
 #include "kernels/common/dequant_block.h"
 #include "kernels/common/elementwise.h"
@@ -61,150 +63,6 @@ constexpr int64_t kGemmMinTokens = 8;
 constexpr size_t kMaxRecordings = 48;
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 
-// A number that no other KV cache or pool of the process gets: recordings name caches by it, since an address
-// may be reused.
-uint64_t next_cache_serial() {
-  static std::atomic<uint64_t> last{0};
-  return ++last;
-}
-
-// Device memory freed with the object.
-class DeviceMemory {
- public:
-  DeviceMemory() = default;
-  DeviceMemory(const DeviceMemory&) = delete;
-  DeviceMemory& operator=(const DeviceMemory&) = delete;
-  ~DeviceMemory() { reset(); }
-  cudaError_t allocate(size_t bytes) {
-    reset();
-    cudaError_t e = cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes);
-    if (e != cudaSuccess) {
-      ptr_ = nullptr;
-      cudaGetLastError();  // an allocation failure is not sticky: clear it
-      return e;
-    }
-    bytes_ = bytes;
-    return cudaSuccess;
-  }
-  void reset() {
-    if (ptr_) cudaFree(ptr_);
-    ptr_ = nullptr;
-    bytes_ = 0;
-  }
-  void* get() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-// Page-locked host memory that uploads are copied from: a cudaMemcpyAsync from pageable memory waits for the
-// stream, one from here does not. Handed out in order; the copies read it later, when the stream reaches them, so
-// it is reclaimed only as a whole, once the stream has been synchronized (the backend calls reset() then).
-class PinnedStaging {
- public:
-  PinnedStaging() = default;
-  PinnedStaging(const PinnedStaging&) = delete;
-  PinnedStaging& operator=(const PinnedStaging&) = delete;
-  ~PinnedStaging() {
-    if (base_) cudaFreeHost(base_);
-  }
-  // `bytes` of staging memory, or null when what is left is too small.
-  void* take(size_t bytes) {
-    bytes = (bytes + 15) / 16 * 16;
-    if (base_ == nullptr || capacity_ - used_ < bytes) return nullptr;
-    void* p = static_cast<uint8_t*>(base_) + used_;
-    used_ += bytes;
-    return p;
-  }
-  // Everything handed out is free again (no copy from it is pending).
-  void reset() { used_ = 0; }
-  // Makes room for `bytes` at least, reallocating when needed; only while no copy from it is pending. False when
-  // page-locked memory cannot be had.
-  bool reserve(size_t bytes) {
-    if (capacity_ >= bytes) return true;
-    const size_t want = std::max<size_t>({bytes, 2 * capacity_, size_t{1} << 20});
-    if (base_) cudaFreeHost(base_);
-    base_ = nullptr;
-    capacity_ = used_ = 0;
-    if (cudaMallocHost(&base_, want) != cudaSuccess) {
-      cudaGetLastError();  // an allocation failure is not sticky: clear it
-      base_ = nullptr;
-      return false;
-    }
-    capacity_ = want;
-    return true;
-  }
-
- private:
-  void* base_ = nullptr;
-  size_t capacity_ = 0, used_ = 0;
-};
-
-class CudaBuffer : public ActivationBuffer {
- public:
-  explicit CudaBuffer(int64_t n) : n_(n) {}
-  DeviceMemory mem;
-  float* data() override { return static_cast<float*>(mem.get()); }
-  int64_t size() const override { return n_; }
-
- private:
-  int64_t n_;
-};
-
-// Keys and values of every layer as F16: per layer a [slots][kv_dim] array each, in one allocation.
-struct KvLayers {
-  KvLayers(int64_t n_layer, int64_t slots, int64_t kv_dim) : n_layer(n_layer), slots(slots), kv_dim(kv_dim) {}
-  // Bytes of keys and values of every layer; 0 when the shape is empty or its size overflows.
-  size_t bytes() const {
-    size_t n = 0;
-    if (n_layer <= 0 || slots <= 0 || kv_dim <= 0 ||
-        __builtin_mul_overflow((size_t)n_layer, (size_t)slots, &n) || __builtin_mul_overflow(n, (size_t)kv_dim, &n) ||
-        __builtin_mul_overflow(n, 2 * sizeof(uint16_t), &n)) {
-      return 0;
-    }
-    return n;
-  }
-  // Allocates the arrays; false when the device has no room.
-  bool allocate() { return bytes() > 0 && mem.allocate(bytes()) == cudaSuccess; }
-  uint16_t* keys(int64_t layer) { return base() + (2 * layer) * slots * kv_dim; }
-  uint16_t* values(int64_t layer) { return base() + (2 * layer + 1) * slots * kv_dim; }
-
-  int64_t n_layer, slots, kv_dim;
-  DeviceMemory mem;
-  const uint64_t serial = next_cache_serial();
-
- private:
-  uint16_t* base() { return static_cast<uint16_t*>(mem.get()); }
-};
-
-// One sequence's cache: slot = position.
-class CudaKvCache : public KvCache {
- public:
-  CudaKvCache(int64_t n_layer, int64_t capacity, int64_t kv_dim) : kv(n_layer, capacity, kv_dim) {}
-  int64_t capacity() const override { return kv.slots; }
-  KvLayers kv;
-};
-
-// The paged cache's memory: n_blocks * block_size slots per layer, handed out by block (PagedKvCache views).
-class CudaKvPool : public KvPool {
- public:
-  CudaKvPool(int64_t n_layer, int64_t n_blocks, int64_t block_size, int64_t kv_dim)
-      : kv(n_layer, n_blocks * block_size, kv_dim), n_blocks_(n_blocks), block_size_(block_size) {
-    while ((int64_t{1} << shift_) < block_size) ++shift_;
-  }
-  int64_t n_blocks() const override { return n_blocks_; }
-  int64_t block_size() const override { return block_size_; }
-  // log2 of block_size().
-  int block_shift() const { return shift_; }
-  KvLayers kv;
-
- private:
-  int64_t n_blocks_, block_size_;
-  int shift_ = 0;
-};
-
 // A weight tensor on the device.
 struct DeviceTensor {
   const void* data = nullptr;       // the tensor's bytes as in the file
@@ -229,7 +87,9 @@ class CudaBackend : public Backend {
   }
 
   Status init() {
-    if (cudaSetDevice(device_) != cudaSuccess) return internal_error("cannot select CUDA device " + std::to_string(device_));
+    if (cudaSetDevice(device_) != cudaSuccess) {
+      return internal_error("cannot select CUDA device " + std::to_string(device_));
+    }
     if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) {
       return internal_error("cannot create a CUDA stream: " + std::string(cudaGetErrorString(cudaGetLastError())));
     }
@@ -452,7 +312,9 @@ class CudaBackend : public Backend {
     if (!begin_op(kOpEmbed, n_tokens)) return;
     const int32_t* dev_ids = upload_ints(ids, n_tokens, &ids_);
     if (dev_ids == nullptr || replaying()) return;
-    if (!cuda::embed(table.type, weight(table).data, row_bytes(table.type, table.ne[0]), table.ne[0], dev_ids, n_tokens,
+    const void* rows = weight(table).data;
+    if (failed()) return;
+    if (!cuda::embed(table.type, rows, row_bytes(table.type, table.ne[0]), table.ne[0], dev_ids, n_tokens,
                      out, stream_)) {
       fail(std::string("embedding of type ") + type_name(table.type) + " is not supported");
     }
@@ -462,7 +324,9 @@ class CudaBackend : public Backend {
   void rms_norm(const float* x, const GgufTensor& weight_tensor, float eps, int64_t n_tokens, int64_t dim,
                 float* out) override {
     if (!begin_op(kOpNorm, n_tokens, dim) || replaying()) return;
-    cuda::rms_norm(x, weight(weight_tensor).floats, eps, n_tokens, dim, out, stream_);
+    const float* w = weight(weight_tensor).floats;
+    if (failed()) return;
+    cuda::rms_norm(x, w, eps, n_tokens, dim, out, stream_);
     check_launch("rms_norm");
   }
 
@@ -506,6 +370,7 @@ class CudaBackend : public Backend {
     const int32_t* dev_pos = upload_ints(pos, n_tokens, &pos_);
     if (dev_pos == nullptr || replaying()) return;
     const float* factors = p.freq_factors ? weight(*p.freq_factors).floats : nullptr;
+    if (failed()) return;
     cuda::rope_pair(q, n_head, k, n_head_kv, dev_pos, n_tokens, head_dim, p.n_rot, p.style == RopeStyle::Neox,
                     rope_theta_scale(p.freq_base, p.n_rot), p.freq_scale, factors, stream_);
     check_launch("rope");
@@ -635,20 +500,6 @@ class CudaBackend : public Backend {
     std::vector<int32_t> host;  // what mem holds; empty when unknown
   };
 
-  // What an attention call sends to the device and launches (build_attention_layout).
-  struct AttentionLayout {
-    bool built_in_pass = false;           // built inside an announced pass, whose later layers may reuse it
-    const int32_t* pos = nullptr;         // the call's positions and chunks it was built from
-    std::vector<AttentionChunk> chunks;
-    std::vector<int64_t> chunk_tokens;    // the non-empty chunks' token counts
-    int64_t n_tokens = 0, bound = 0;      // tokens, and the key bound (cuda::attention_key_bound)
-    KvLayers* kv = nullptr;               // the cache or pool's memory
-    int block_shift = 0;
-    bool paged = false, per_token_tables = false, tiled = false;
-    int64_t tables_at = 0, tiles_at = 0, n_tiles = 0;  // offsets in host, and the tiled kernel's tiles
-    std::vector<int32_t> host;            // what attn_ints_ is filled from
-  };
-
   // How operations are issued (begin_pass, end_pass).
   enum class Mode {
     kEager,    // launched as they come
@@ -727,7 +578,7 @@ class CudaBackend : public Backend {
   // (without bias; with one, the product goes to `temp`, then the bias and the add), and swiglu a kernel after.
   void products(OpKind kind, std::span<const Product> list, const float* x, int64_t n_tokens, Fusion fusion,
                 float* temp) {
-    if (!begin_op(kind, n_tokens, (int64_t)list.size()) || replaying()) return;
+    if (n_tokens <= 0 || !begin_op(kind, n_tokens, (int64_t)list.size()) || replaying()) return;
     const GgufTensor& w0 = *list[0].w;
     if (n_tokens < kGemmMinTokens) {  // the kernel rounds the activations itself
       cuda::MatvecJob job;
@@ -741,8 +592,10 @@ class CudaBackend : public Backend {
       }
       job.accumulate = fusion == Fusion::kAdd;
       job.swiglu = fusion == Fusion::kSwiglu;
+      if (failed()) return;  // a weight was not prepared (weight())
       if (!cuda::matvec(job, stream_)) {
-        fail(std::string("products with weights of type ") + type_name(w0.type) + " are not supported");
+        fail(std::string("matrix-vector products with weights of type ") + type_name(w0.type) + " of " +
+             std::to_string(w0.ne[0]) + " columns are not supported");
       }
       check_launch("matvec");
       return;
@@ -756,7 +609,11 @@ class CudaBackend : public Backend {
       const bool add_in_gemm = fusion == Fusion::kAdd && p.bias == nullptr;
       float* out = fusion == Fusion::kAdd && !add_in_gemm ? temp : p.y;
       if (!gemm(*p.w, xg, n_tokens, out, add_in_gemm)) return;
-      if (p.bias) cuda::add_bias(out, weight(*p.bias).floats, n_tokens, rows, stream_);
+      if (p.bias) {
+        const float* bias = weight(*p.bias).floats;
+        if (failed()) return;
+        cuda::add_bias(out, bias, n_tokens, rows, stream_);
+      }
       if (out == temp) cuda::add(p.y, temp, n_tokens * rows, p.y, stream_);
     }
     if (fusion == Fusion::kSwiglu) cuda::swiglu(list[0].y, list[1].y, n_tokens * w0.ne[1], list[0].y, stream_);
@@ -782,18 +639,20 @@ class CudaBackend : public Backend {
   // their F16 copy, or dequantized into scratch. False, the backend failed, on an error.
   bool gemm(const GgufTensor& w, const void* x, int64_t n_tokens, float* y, bool accumulate) {
     const int64_t k = w.ne[0], rows = w.ne[1];
-    const void* a = weight(w).data;
+    const DeviceTensor& d = weight(w);
+    if (failed()) return false;  // not prepared (weight())
+    const void* a = d.data;
     cudaDataType_t operand = CUDA_R_16F;
     if (w.type == TensorType::F32) {
       operand = CUDA_R_32F;
     } else if (w.type == TensorType::BF16) {
       operand = CUDA_R_16BF;
     } else if (w.type != TensorType::F16) {
-      a = weight(w).f16;
+      a = d.f16;
       if (a == nullptr) {
         uint16_t* wh = static_cast<uint16_t*>(scratch(&weight16_, (size_t)rows * k * 2));
         if (wh == nullptr) return false;
-        if (!cuda::dequantize_to_f16(w.type, weight(w).data, row_bytes(w.type, k), rows, k, wh, stream_)) {
+        if (!cuda::dequantize_to_f16(w.type, d.data, row_bytes(w.type, k), rows, k, wh, stream_)) {
           fail(std::string("products with weights of type ") + type_name(w.type) + " are not supported");
           return false;
         }
@@ -801,6 +660,7 @@ class CudaBackend : public Backend {
       }
     }
     check_launch("gemm operands");
+    if (failed()) return false;
     const cublasStatus_t st = cuda::gemm_rows(cublas_, operand, a, x, rows, n_tokens, k, y, accumulate);
     if (st != CUBLAS_STATUS_SUCCESS) {
       fail("cublasGemmEx failed with status " + std::to_string((int)st), StatusCode::DeviceLost);
@@ -842,7 +702,7 @@ class CudaBackend : public Backend {
   void start_recorded_pass(Mode mode) {
     mode_ = mode;
     op_index_ = upload_index_ = 0;
-    attn_layout_.built_in_pass = false;
+    attn_layout_in_pass_ = false;
     forget_uploaded();
   }
 
@@ -1022,22 +882,23 @@ class CudaBackend : public Backend {
     // Within an announced pass every layer attends with the same chunks and positions (Executor::run_layers): the
     // first layer's call builds what goes to the device, and the others reuse it.
     AttentionLayout& a = attn_layout_;
-    if (!(mode_ != Mode::kEager && a.built_in_pass && a.pos == pos &&
-          std::equal(chunks.begin(), chunks.end(), a.chunks.begin(), a.chunks.end(),
-                     [](const AttentionChunk& x, const AttentionChunk& y) {
-                       return x.kv == y.kv && x.n_tokens == y.n_tokens;
-                     }))) {
-      if (!build_attention_layout(chunks, pos, p, &a)) return;
+    if (!(mode_ != Mode::kEager && attn_layout_in_pass_ && a.built_for(chunks, pos))) {
+      const Status st = build_attention_layout(chunks, pos, p.head_dim, &a);
+      attn_layout_in_pass_ = st.ok() && mode_ != Mode::kEager;
+      if (!st.ok()) {
+        fail(st.message());
+        return;
+      }
     }
     if (a.n_tokens == 0 || !begin_op(kOpAttention, a.n_tokens, a.bound)) return;
-    const int32_t* dev = upload_ints(a.host.data(), (int64_t)a.host.size(), &attn_ints_);
+    const int32_t* dev = upload_ints(a.ints.data(), (int64_t)a.ints.size(), &attn_ints_);
     if (dev == nullptr || replaying()) return;
     const int32_t* dev_pos = dev;
     cuda::KvSlots slots;
     slots.block_shift = a.block_shift;
-    if (a.paged) slots.blocks = dev + a.tables_at;
+    if (a.pool) slots.blocks = dev + a.tables_at;
     if (a.per_token_tables) slots.table_start = dev + a.n_tokens;
-    KvLayers* kv = a.kv;
+    KvLayers* kv = a.pool ? &static_cast<CudaKvPool*>(a.pool)->kv : &static_cast<CudaKvCache*>(a.cache)->kv;
     // Every chunk's new rows are stored before any query reads: both kernels run in order on one stream.
     cuda::kv_store(k, v, dev_pos, a.n_tokens, kv->kv_dim, slots, kv->keys(layer), kv->values(layer), stream_);
     if (a.tiled) {
@@ -1054,103 +915,6 @@ class CudaBackend : public Backend {
     cuda::attention(q, kv->keys(layer), kv->values(layer), slots, dev_pos, a.n_tokens, p.n_head, p.n_head_kv,
                     p.head_dim, p.scale, a.bound, partial, out, stream_);
     check_launch("attention");
-  }
-
-  // Builds *a for an attention call (attend): the key bound, the kernel, and what goes to the device: the
-  // positions; then, paged, each token's table start (several chunks only) and every chunk's block table up to its
-  // last position's block, each entry checked (a bad table must not write outside the pool), padded with zeros to
-  // the bound's blocks (so that the upload's size, and a recording of it, depends on the bound only); last, for the
-  // tiled kernel, its tiles. False, the backend failed, on a position that a cache or block table does not cover, a
-  // table entry outside the pool, or heads too large.
-  bool build_attention_layout(std::span<const AttentionChunk> chunks, const int32_t* pos, const AttentionParams& p,
-                              AttentionLayout* a) {
-    a->built_in_pass = mode_ != Mode::kEager;
-    a->pos = pos;
-    a->chunks.assign(chunks.begin(), chunks.end());
-    a->chunk_tokens.clear();
-    int64_t n_tokens = 0, longest = 0;
-    const AttentionChunk* first = nullptr;
-    for (const AttentionChunk& c : chunks) {
-      if (c.n_tokens <= 0) continue;
-      if (first == nullptr) first = &c;
-      n_tokens += c.n_tokens;
-      longest = std::max(longest, c.n_tokens);
-      a->chunk_tokens.push_back(c.n_tokens);
-    }
-    a->n_tokens = n_tokens;
-    if (n_tokens == 0) return true;
-    const int64_t n_chunks = (int64_t)a->chunk_tokens.size();
-    PagedKvCache* first_paged = first->kv->as_paged();
-    const int64_t block_size = first_paged ? first_paged->pool().block_size() : 1;
-    int64_t max_kv = 0;
-    for (int64_t t = 0; t < n_tokens; ++t) max_kv = std::max<int64_t>(max_kv, (int64_t)pos[t] + 1);
-    // The kernels' shape depends on this bound, not on max_kv: it stays the same over 256 decoding steps.
-    a->bound = cuda::attention_key_bound(max_kv, block_size);
-    if (p.head_dim > cuda::kMaxHeadDim) {
-      fail("head dimension " + std::to_string(p.head_dim) + " exceeds the CUDA attention kernel's " +
-           std::to_string(cuda::kMaxHeadDim));
-      return false;
-    }
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      if (pos[t] < 0) {
-        fail("attention at negative position " + std::to_string(pos[t]));
-        return false;
-      }
-    }
-    std::vector<int32_t>& host = a->host;
-    host.assign(pos, pos + n_tokens);
-    a->paged = first_paged != nullptr;
-    a->per_token_tables = a->paged && n_chunks > 1;
-    a->tables_at = a->per_token_tables ? 2 * n_tokens : n_tokens;
-    a->block_shift = 0;
-    if (a->paged) {
-      CudaKvPool& pool = static_cast<CudaKvPool&>(first_paged->pool());
-      a->kv = &pool.kv;
-      a->block_shift = pool.block_shift();
-      host.resize(a->tables_at);
-      int64_t t0 = 0;
-      for (const AttentionChunk& c : chunks) {
-        if (c.n_tokens <= 0) continue;
-        const PagedKvCache& seq = *c.kv->as_paged();
-        int32_t last = 0;
-        for (int64_t t = t0; t < t0 + c.n_tokens; ++t) last = std::max(last, pos[t]);
-        const int64_t n_table = ((int64_t)last >> a->block_shift) + 1;
-        if (n_table > (int64_t)seq.blocks.size()) {
-          fail("position " + std::to_string(last) + " lies beyond the block table's " +
-               std::to_string(seq.blocks.size()) + " blocks");
-          return false;
-        }
-        const int64_t start = (int64_t)host.size() - a->tables_at;
-        if (start + n_table > INT32_MAX) {
-          fail("the block tables of one attention call exceed 2^31 entries");
-          return false;
-        }
-        if (a->per_token_tables) std::fill(&host[n_tokens + t0], &host[n_tokens + t0] + c.n_tokens, (int32_t)start);
-        for (int64_t i = 0; i < n_table; ++i) {
-          const int32_t b = seq.blocks[i];
-          if (b < 0 || b >= pool.n_blocks()) {
-            fail("block table entry " + std::to_string(b) + " outside the pool's " + std::to_string(pool.n_blocks()) +
-                 " blocks");
-            return false;
-          }
-          host.push_back(b);
-        }
-        host.resize(host.size() + (size_t)((a->bound >> a->block_shift) - n_table), 0);
-        t0 += c.n_tokens;
-      }
-    } else {
-      a->kv = &static_cast<CudaKvCache&>(*first->kv).kv;
-      if (max_kv > a->kv->slots) {
-        fail("position " + std::to_string(max_kv - 1) + " beyond the KV cache's " + std::to_string(a->kv->slots));
-        return false;
-      }
-    }
-    a->tiled = cuda::attention_tiled_pays(longest, p.head_dim);
-    a->tiles_at = (int64_t)host.size();
-    a->n_tiles = a->tiled ? cuda::attention_tiles(a->chunk_tokens.data(), n_chunks, nullptr) : 0;
-    host.resize(a->tiles_at + 2 * a->n_tiles);
-    if (a->tiled) cuda::attention_tiles(a->chunk_tokens.data(), n_chunks, host.data() + a->tiles_at);
-    return true;
   }
 
   // At least `bytes` of scratch in *m (grown, never shrunk); null after a failure.
@@ -1173,6 +937,7 @@ class CudaBackend : public Backend {
   IntUpload ids_, pos_;
   IntUpload attn_ints_;            // an attention call's positions, then (paged) table starts and block tables
   AttentionLayout attn_layout_;    // the last attention call's (attend)
+  bool attn_layout_in_pass_ = false;  // attn_layout_ was built in the announced pass in progress
   PinnedStaging staging_;           // where uploads are copied from
   DeviceMemory weight16_, act16_, act_round_, attn_partial_;
   DeviceMemory cublas_workspace_;
@@ -1215,7 +980,8 @@ __attribute__((visibility("default"))) int pginfer_cuda_device_count(char* why, 
   return n;
 }
 
-__attribute__((visibility("default"))) int pginfer_cuda_create_backend(int device, unsigned flags, pginfer::Backend** out,
+__attribute__((visibility("default"))) int pginfer_cuda_create_backend(int device, unsigned flags,
+                                                                       pginfer::Backend** out,
                                                                        char* why, size_t why_len) {
   using namespace pginfer;
   *out = nullptr;

@@ -6,7 +6,6 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_tiled.h"
-#include "kernels/cuda/kv_slots.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace pginfer::cuda {

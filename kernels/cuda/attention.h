@@ -8,40 +8,22 @@
 // is the case of a single table; all go through the same kernels (the slot is computed per row), so they
 // compute the same sums in the same order. attention() runs one block per (token, head, key range), each warp
 // running an online softmax over a share of the keys (decoding); calls with prompt chunks go to the tiled kernel
-// of attention_tiled.h instead.
+// of attention_tiled.h instead. KvSlots, the key bound and the tiles are plain C++, shared with the host code that
+// prepares calls (kernels/common/attention_shape.h).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
+#include "kernels/common/attention_shape.h"
+
 namespace pginfer::cuda {
-
-// Largest head dimension attention() supports.
-constexpr int64_t kMaxHeadDim = 256;
-
-// Where the rows of positions lie in a layer's keys and values.
-struct KvSlots {
-  // Device block tables (block ids in position order), one per sequence, concatenated; nullptr: slot = position.
-  const int32_t* blocks = nullptr;
-  // Per token (device), the index in `blocks` of the first entry of its sequence's table; nullptr: every token's
-  // table starts at blocks[0] (one sequence).
-  const int32_t* table_start = nullptr;
-  int block_shift = 0;  // log2 of the positions per block (with block tables)
-};
 
 // Stores k[t] and v[t] (n_tokens rows of kv_dim floats) as halves at the slot of position pos[t] (device
 // array) of token t's sequence in keys and values; no two tokens may name the same slot.
 void kv_store(const float* k, const float* v, const int32_t* pos, int64_t n_tokens, int64_t kv_dim,
               const KvSlots& slots, uint16_t* keys, uint16_t* values, cudaStream_t stream);
-
-// The bound on the keys that attention() is given for a call whose largest position is max_kv - 1: max_kv rounded
-// up to a multiple of 256 and of the block size, so that decoding steps of a sequence share their launch shape
-// (and a CUDA graph) over 256 positions. Each query still stops at its own position.
-inline int64_t attention_key_bound(int64_t max_kv, int64_t block_size) {
-  const int64_t step = block_size > 256 ? block_size : 256;
-  return (max_kv + step - 1) / step * step;
-}
 
 // Key-range splits attention() uses for n_tokens queries of n_head heads over at most max_kv slots, and the
 // floats of scratch it then needs (0 when it needs none).

@@ -7,8 +7,9 @@
 #include <cuda_fp16.h>
 #include <mma.h>
 
+#include <atomic>
+
 #include "kernels/cuda/attention_tiled.h"
-#include "kernels/cuda/kv_slots.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace pginfer::cuda {
@@ -191,12 +192,17 @@ void launch(const float* q, const uint16_t* keys, const uint16_t* values, const 
             const int32_t* tiles, int64_t n_tiles, int64_t n_head, int64_t n_head_kv, float scale, float* out,
             cudaStream_t stream) {
   using L = TileLayout<D>;
-  // Dynamic shared memory beyond 48 KiB has to be allowed, once per kernel.
-  static const bool allowed = [] {
-    cudaFuncSetAttribute(attention_tiled_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)L::kBytes);
-    return true;
-  }();
-  (void)allowed;
+  // Dynamic shared memory beyond 48 KiB has to be allowed, once per kernel and device (a failure shows as the
+  // launch's error).
+  static std::atomic<uint64_t> allowed_on{0};  // bit d: allowed on device d
+  int device = 0;
+  cudaGetDevice(&device);
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+  if ((allowed_on.load() & bit) == 0 &&
+      cudaFuncSetAttribute(attention_tiled_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)L::kBytes) ==
+          cudaSuccess) {
+    allowed_on.fetch_or(bit);
+  }
   const dim3 grid((unsigned)n_head, (unsigned)n_tiles);
   launch_kernel(attention_tiled_kernel<D>, grid, kTileThreads, L::kBytes, stream,
       q, reinterpret_cast<const __half*>(keys), reinterpret_cast<const __half*>(values), slots, pos, tiles,
@@ -204,22 +210,6 @@ void launch(const float* q, const uint16_t* keys, const uint16_t* values, const 
 }
 
 }  // namespace
-
-bool attention_tiled_supports(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
-
-int64_t attention_tiles(const int64_t* chunk_tokens, int64_t n_chunks, int32_t* tiles) {
-  int64_t n = 0, first = 0;
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    for (int64_t f = 0; f < chunk_tokens[c]; f += kTileQueries, ++n) {
-      if (tiles != nullptr) {
-        tiles[2 * n] = (int32_t)(first + f);
-        tiles[2 * n + 1] = (int32_t)(chunk_tokens[c] - f < kTileQueries ? chunk_tokens[c] - f : kTileQueries);
-      }
-    }
-    first += chunk_tokens[c];
-  }
-  return n;
-}
 
 void attention_tiled(const float* q, const uint16_t* keys, const uint16_t* values, const KvSlots& slots,
                      const int32_t* pos, const int32_t* tiles, int64_t n_tiles, int64_t n_head, int64_t n_head_kv,

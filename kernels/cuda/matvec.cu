@@ -344,12 +344,24 @@ void launch(const Launch& j, cudaStream_t stream) {
   }
 }
 
+// Whether the kernels can run a job: rows whole blocks of its type (the K-quants' Q8_K rounding has 8 lanes share a
+// block of 256), one to kMaxMatvecParts parts of rows, and a swiglu of two equal parts without accumulation.
+bool runnable(const MatvecJob& job) {
+  const bool k_quant = job.type == TensorType::Q4_K || job.type == TensorType::Q5_K || job.type == TensorType::Q6_K;
+  if (job.k <= 0 || job.k % (k_quant ? 256 : kChunk) != 0 || job.n_tokens <= 0 || job.n_parts < 1 ||
+      job.n_parts > kMaxMatvecParts) {
+    return false;
+  }
+  for (int p = 0; p < job.n_parts; ++p) {
+    if (job.parts[p].rows <= 0 || job.parts[p].w == nullptr || job.parts[p].y == nullptr) return false;
+  }
+  return !job.swiglu || (job.n_parts == 2 && job.parts[1].rows == job.parts[0].rows && !job.accumulate);
+}
+
 }  // namespace
 
 bool matvec(const MatvecJob& job, cudaStream_t stream) {
-  if (job.k % kChunk != 0 || job.n_parts < 1 || job.n_parts > kMaxMatvecParts || (job.swiglu && job.n_parts != 2)) {
-    return false;
-  }
+  if (!runnable(job)) return false;
   for (int64_t t0 = 0; t0 < job.n_tokens; t0 += kMaxTokens) {
     Launch j{};
     j.n_parts = job.n_parts;

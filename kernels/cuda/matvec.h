@@ -43,7 +43,8 @@ struct MatvecJob {
   bool swiglu = false;
 };
 
-// Runs a job; false for an unsupported type or job.
+// Runs a job; false for an unsupported type, or a job it cannot run: rows that are not whole blocks of 32 values
+// (256 for the K-quants), no tokens, parts without rows, or a swiglu of unequal parts or with `accumulate`.
 bool matvec(const MatvecJob& job, cudaStream_t stream);
 
 }  // namespace pginfer::cuda
