@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(kTileThreads)
                            float* out) {
   early_launch_sync();
   using L = TileLayout<D>;
-  extern __shared__ __align__(128) unsigned char smem[];
+  PGI_DYNAMIC_SHARED(smem);
   __half* ks = reinterpret_cast<__half*>(smem + L::kKeys);
   __half* vs = reinterpret_cast<__half*>(smem + L::kValues);
   __half* qs = reinterpret_cast<__half*>(smem + L::kQueries);

@@ -20,13 +20,10 @@ __device__ __forceinline__ void early_launch_sync() {
 }
 
 // kernel<<<grid, block, smem, stream>>>(args...), launched early when the stream allows it (set_early_launch).
+// Written with cudaLaunchKernelEx, so that the CPU emulation of the tests (tests/cuda_emu) runs the same code.
 template <class... Params, class... Args>
 void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                    Args&&... args) {
-  if (!early_launch(stream)) {
-    kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);
-    return;
-  }
   cudaLaunchAttribute attribute;
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute.val.programmaticStreamSerializationAllowed = 1;
@@ -35,10 +32,19 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
+  if (early_launch(stream)) {
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
   cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
+
+// Declares `name`, the block's dynamic shared memory (the launch's smem bytes), 128-byte aligned.
+#if defined(PGI_CUDA_EMULATION)
+#define PGI_DYNAMIC_SHARED(name) unsigned char* name = ::pginfer_emu::dynamic_shared()
+#else
+#define PGI_DYNAMIC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
 
 // Threads per block of the simple elementwise kernels.
 constexpr int kBlock = 256;
