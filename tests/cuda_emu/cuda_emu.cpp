@@ -44,7 +44,7 @@ namespace {
 // ---- Errors: the last one of the calling thread, and a kernel fault, which sticks to the device.
 
 constexpr int kWarpSize = 32;
-constexpr size_t kDeviceBytes = size_t{3} << 30;        // the emulated device's memory
+constexpr size_t kDeviceBytes = size_t{1} << 30;        // the emulated device's memory
 constexpr size_t kSharedDefault = 48 << 10;             // dynamic shared memory without an attribute
 constexpr size_t kSharedOptInMax = 227 << 10;           // the most an attribute may allow (H100)
 constexpr size_t kFiberStackBytes = 64 << 10;  // with a guard page at the bottom

@@ -160,7 +160,7 @@ check "text LATIN1 cannot hold is refused clearly" $(echo "$msg" | grep -q 'has 
 msg=$(psql -X -q -At -v VERBOSITY=verbose -c "SELECT llm_load_model('gpu', 'tiny.gguf', '{\"device\": \"cuda\"}')" 2>&1 || true)
 echo "     device cuda: $(echo "$msg" | head -1)"
 if nvidia-smi >/dev/null 2>&1; then
-  check "device cuda loads on a machine with a GPU" $(echo "$msg" | grep -qv ERROR; echo $?)
+  check "device cuda loads on a machine with a GPU" $(! echo "$msg" | grep -q ERROR; echo $?)
   check "a model on the GPU generates" $(sql -c "SELECT llm_generate('Hello', 'gpu', max_tokens => 4)" >/dev/null; echo $?)
   sql -c "SELECT llm_load_model('auto', 'tiny.gguf', '{\"device\": \"auto\"}')" >/dev/null
   check "device auto picks the GPU" $([ "$(sql -c "SELECT device FROM llm_models() WHERE name = 'auto'")" = cuda ]; echo $?)
@@ -205,6 +205,35 @@ back=1; wait_for_engine && back=0
 check "after a device failure the engine restarts and serves" \
   $([ $back = 0 ] && [ -n "$(engine_pid)" ] && [ "$(engine_pid)" != "$before" ]; echo $?)
 sql -c "SELECT llm_unload_model('lost')" >/dev/null
+
+# The devices again on a CUDA device emulated on the CPU (tests/cuda_emu), when the build has one and the machine
+# no GPU: the server is restarted with the engine pointed at the emulated module. "cuda" and "auto" then load
+# there, report its memory, and generate the CPU's text (greedy); the models loaded before are loaded again on
+# first use, "auto" ones on the device.
+emu=$build/libpginfer_cuda_emu.so
+if ! nvidia-smi >/dev/null 2>&1 && [ -f "$emu" ]; then
+  install -o "$PG_USER_OS" -m 644 "$emu" "$work/libpginfer_cuda_emu.so"
+  pg_cluster_stop
+  PG_INFER_CUDA_MODULE=$work/libpginfer_cuda_emu.so \
+    pg_as_owner "$PG_BIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+  small='"gpu_memory_fraction": 0.05'
+  sql -c "SELECT llm_load_model('emu_cpu', 'tiny.gguf', '{\"device\": \"cpu\"}')" >/dev/null
+  msg=$(psql -X -q -At -v VERBOSITY=verbose \
+    -c "SELECT llm_load_model('emu_gpu', 'tiny.gguf', '{\"device\": \"cuda\", $small}')" 2>&1 || true)
+  echo "     device cuda, emulated: $(echo "$msg" | head -1)"
+  check "device cuda loads on an emulated GPU" $(! echo "$msg" | grep -q ERROR; echo $?)
+  want=$(sql -c "SELECT llm_generate('The emulated device says', 'emu_cpu', max_tokens => 8)")
+  got=$(sql -c "SELECT llm_generate('The emulated device says', 'emu_gpu', max_tokens => 8)")
+  echo "     CPU: $want | emulated GPU: $got"
+  check "a model on the emulated GPU generates the CPU's text" $([ -n "$got" ] && [ "$got" = "$want" ]; echo $?)
+  sql -c "SELECT llm_load_model('emu_auto', 'tiny.gguf', '{\"device\": \"auto\", $small}')" >/dev/null
+  check "device auto picks the emulated GPU" \
+    $([ "$(sql -c "SELECT device FROM llm_models() WHERE name = 'emu_auto'")" = cuda ]; echo $?)
+  stats=$(sql -c "SELECT device || (device_memory_bytes > 0) || (device_free_bytes > 0) FROM llm_stats() \
+    WHERE model = 'emu_gpu'")
+  check "llm_stats shows the emulated GPU model's memory and the device's free memory" \
+    $([ "$stats" = cudatruetrue ]; echo $?)
+fi
 
 # Never a crash recovery.
 crashes=$(grep -c "terminating any other active server processes\|all server processes terminated" "$work/server.log" || true)
