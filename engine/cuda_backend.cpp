@@ -34,6 +34,7 @@
 #include "engine/attention_layout.h"
 #include "engine/cuda_backend.h"
 #include "engine/cuda_memory.h"
+#include "engine/cuda_recording.h"
 #include "engine/model.h"
 #include "kernels/common/dequant_block.h"
 #include "kernels/common/elementwise.h"
@@ -493,49 +494,12 @@ class CudaBackend : public Backend {
     return Status::ok_status();
   }
 
-  // Host ints copied to the device, reused while the caller passes the same values again (the forward pass
-  // hands the same positions to rope and attention of every layer).
-  struct IntUpload {
-    DeviceMemory mem;
-    std::vector<int32_t> host;  // what mem holds; empty when unknown
-  };
-
   // How operations are issued (begin_pass, end_pass).
   enum class Mode {
     kEager,    // launched as they come
     kCapture,  // launched into the stream's capture, which end_pass makes a recording of
     kReplay,   // not launched: their uploads are staged for the replay of a recording at end_pass
     kDiscard,  // ignored: a capture or replay that failed, which the caller issues again after end_pass
-  };
-
-  // One upload of a recorded pass.
-  struct UploadStep {
-    IntUpload* target = nullptr;  // the device array written
-    int64_t n = 0;                // ints
-    void* staged = nullptr;       // where the graph's copy reads them; null when the array held them already
-  };
-
-  // A captured pass: the CUDA graph, and what a replay must give it.
-  struct Recording {
-    Recording() = default;
-    Recording(const Recording&) = delete;
-    Recording& operator=(const Recording&) = delete;
-    ~Recording() {
-      if (done) cudaEventSynchronize(done);
-      if (exec) cudaGraphExecDestroy(exec);
-      if (done) cudaEventDestroy(done);
-    }
-    cudaGraphExec_t exec = nullptr;
-    cudaEvent_t done = nullptr;        // recorded after each launch
-    PinnedStaging inputs;              // page-locked memory its uploads copy from
-    std::vector<UploadStep> uploads;   // the pass's uploads, in order
-    std::vector<int64_t> ops;          // per operation: its kind and the sizes its launches depend on
-    uint64_t last_used = 0;            // pass counter at its last launch
-  };
-
-  // How often a pass shape without a recording was seen, and how often recording it failed.
-  struct Sighting {
-    int passes = 0, failures = 0;
   };
 
   // Operation kinds, for the checks of a replay.

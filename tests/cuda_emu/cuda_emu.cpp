@@ -41,13 +41,13 @@ namespace pginfer_emu {
 
 namespace {
 
-// ---- Errors: the last one of the calling thread, and a kernel fault, which sticks to the device.
-
 constexpr int kWarpSize = 32;
 constexpr size_t kDeviceBytes = size_t{1} << 30;        // the emulated device's memory
 constexpr size_t kSharedDefault = 48 << 10;             // dynamic shared memory without an attribute
 constexpr size_t kSharedOptInMax = 227 << 10;           // the most an attribute may allow (H100)
 constexpr size_t kFiberStackBytes = 64 << 10;  // with a guard page at the bottom
+
+// ---- Errors: the last one of the calling thread, and a kernel fault, which sticks to the device.
 
 thread_local cudaError_t last_error = cudaSuccess;
 std::mutex device_mutex;  // memory, kernel attributes and the device's failure
@@ -364,8 +364,6 @@ void run_blocks(dim3 grid, dim3 block, size_t shared_bytes, const std::function<
       reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(b.shared.data()) + 127) & ~uintptr_t{127});
   b.body = &body;
   ensure_stacks(n);
-  BlockRun* outer = run;
-  const uint3 saved[4] = {threadIdx, blockIdx, blockDim, gridDim};
   run = &b;
   blockDim = {block.x, block.y, block.z};
   gridDim = {grid.x, grid.y, grid.z};
@@ -380,8 +378,7 @@ void run_blocks(dim3 grid, dim3 block, size_t shared_bytes, const std::function<
     }
     if (!run_block(b)) fail_device(cudaErrorLaunchFailure, b.fault);
   }
-  run = outer;
-  threadIdx = saved[0], blockIdx = saved[1], blockDim = saved[2], gridDim = saved[3];
+  run = nullptr;
 }
 
 // Runs the blocks of a grid, in parallel on the block workers when there are many; a block that faults ends the

@@ -4,20 +4,22 @@
 // PG_INFER_CUDA_MODULE.
 //
 // What it models:
-// - Kernels: every thread of a block is a fiber (its own stack) on the calling thread, run in thread order until it
-//   reaches a barrier: __syncthreads() waits for every live thread of the block, __syncwarp(), the shuffles and
-//   the WMMA operations for every live lane of the warp. Blocks run one after the other. A barrier that cannot be
-//   reached (threads waiting at different barriers) is a launch failure. Static __shared__ variables are function
-//   statics (one block at a time); dynamic shared memory (PGI_DYNAMIC_SHARED) and new device memory are filled with
-//   NaN bytes, so a read of what nothing wrote shows.
+// - Kernels: every thread of a block is a fiber (its own stack), run until it reaches a barrier: __syncthreads()
+//   waits for every live thread of the block; __syncwarp(), the shuffles and the WMMA operations for the lanes
+//   their mask names (a full warp for WMMA), which must all wait there with the same mask. A barrier that cannot be
+//   reached (threads waiting at different barriers, a mask naming an exited lane) is a launch failure. Blocks run
+//   on the launching thread and helper threads (PGI_EMU_THREADS, default the cores), one block at a time per
+//   thread: static __shared__ variables are thread_local function statics. Dynamic shared memory
+//   (PGI_DYNAMIC_SHARED) and new device memory are filled with NaN bytes, so a read of what nothing wrote shows.
 // - Checks the hardware makes: launch shapes, dynamic shared memory beyond 48 KiB without cudaFuncSetAttribute on
 //   the current device, __ldg and WMMA addresses misaligned for their type, operations a stream capture forbids
 //   (synchronous copies, allocations, synchronisations while the thread captures) and device memory running out.
 // - Streams run their work at once, in order, except while captured: then kernels, copies and cuBLAS products are
 //   recorded into the graph, and a graph launch runs them again, reading host memory as it is at that moment.
 // - cuBLAS: cublasGemmEx for F32, F16 and BF16 operands with float accumulation, in a plain loop.
-// What it does not model: real concurrency between threads (a race that needs it stays hidden), timing, early
-// launch (kernels launched early run as usual), a kernel's out-of-bounds accesses (they hit host memory).
+// What it does not model: real concurrency between the threads of a block (a race that needs it stays hidden),
+// timing, early launch (kernels launched early run as usual), a kernel's out-of-bounds accesses (they hit host
+// memory). With PGI_EMU_PROFILE set, the time spent in each kernel is printed at exit.
 #pragma once
 
 #include <math.h>
@@ -56,7 +58,6 @@ struct alignas(16) uint4 {
   unsigned x, y, z, w;
 };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
-inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 // The running thread's coordinates, set by the scheduler before it switches to a fiber.
 inline thread_local uint3 threadIdx, blockIdx, blockDim, gridDim;
